@@ -1,0 +1,48 @@
+# LesionLite — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQS := requirements/edge.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
+DEMO_DATA := demo-data
+DEMO_RUN := runs/demo
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help setup system-deps demo demo-data demo-train test lint bench clean
+
+help:
+	@echo "make demo   - set up, make synthetic data, train, export, benchmark and serve the demo model"
+	@echo "make test   - set up (venv + Debian test packages when root) and run the whole test suite"
+	@echo "make lint   - ruff"
+	@echo "make clean  - remove the demo data and runs (keeps .venv and .cache)"
+
+# (Re)install the venv whenever a requirements file changes.
+$(STAMP): $(REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
+	touch $@
+
+setup: $(STAMP)
+
+# Debian packages the tests need (Chromium for the PWA, mmdebstrap + qemu-user for the Pi).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo-data: setup
+	test -f $(DEMO_DATA)/HAM10000_metadata.csv || $(PY) -m training.synthetic $(DEMO_DATA) --images 1400 --seed 7
+
+demo-train: demo-data
+	$(PY) -m training --data $(DEMO_DATA) --out $(DEMO_RUN) --config demo
+
+demo: demo-train
+
+test: setup system-deps
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(DEMO_DATA) runs

@@ -1,0 +1,101 @@
+"""The lesion-level split: no leakage, every class everywhere, proportions, determinism."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from edge.labels import CODES
+from tests.conftest import run_module
+from training.split import SplitError, make_split, read_split, write_split
+
+HAM_CLASS_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142, "df": 115}
+
+
+@pytest.fixture(scope="module")
+def ham_table() -> list[dict]:
+    """A HAM10000-shaped table: its class counts, and 26% of lesions with 2-6 images."""
+    rng = np.random.default_rng(0)
+    rows, lesion = [], 0
+    for dx, count in HAM_CLASS_COUNTS.items():
+        made = 0
+        while made < count:
+            lesion += 1
+            n = 1 if rng.random() > 0.26 else int(rng.choice([2, 3, 4, 5, 6], p=[0.6, 0.22, 0.1, 0.05, 0.03]))
+            for _ in range(min(n, count - made)):
+                rows.append({"image_id": f"ISIC_{len(rows):07d}", "lesion_id": f"HAM_{lesion:07d}", "dx": dx})
+                made += 1
+    return rows
+
+
+def test_no_lesion_is_in_two_splits(ham_table):
+    split = make_split(ham_table, seed=1)
+    where: dict[str, set] = {}
+    for row, s in zip(ham_table, split, strict=True):
+        where.setdefault(row["lesion_id"], set()).add(s)
+    assert max(len(s) for s in where.values()) == 1
+
+
+def test_every_class_in_every_split_with_target_proportions(ham_table):
+    split = np.array(make_split(ham_table, val_fraction=0.1, test_fraction=0.1, seed=1))
+    dx = np.array([r["dx"] for r in ham_table])
+    for name, target in (("train", 0.8), ("val", 0.1), ("test", 0.1)):
+        assert abs((split == name).mean() - target) < 0.01, name
+        for code in CODES:
+            share = (split[dx == code] == name).mean()
+            assert abs(share - target) < 0.04, (name, code, share)
+
+
+def test_same_seed_same_split_other_seed_other_split(ham_table):
+    assert make_split(ham_table, seed=5) == make_split(ham_table, seed=5)
+    assert make_split(ham_table, seed=5) != make_split(ham_table, seed=6)
+
+
+def test_configurable_fractions(ham_table):
+    split = np.array(make_split(ham_table, val_fraction=0.15, test_fraction=0.2, seed=2))
+    assert abs((split == "test").mean() - 0.2) < 0.015
+    assert abs((split == "val").mean() - 0.15) < 0.015
+
+
+def test_too_few_lesions_of_a_class_is_an_error(ham_table):
+    rows = [r for r in ham_table if r["dx"] != "df"] + [
+        {"image_id": "X1", "lesion_id": "L1", "dx": "df"}, {"image_id": "X2", "lesion_id": "L1", "dx": "df"}]
+    with pytest.raises(SplitError, match=r"at least 3 lesions.*df \(1\)"):
+        make_split(rows)
+
+
+def test_read_split_refuses_a_leaking_split(tmp_path, ham_table):
+    rows = ham_table[:50]
+    split = ["train"] * 50
+    split[1] = "test"
+    rows[1] = {**rows[1], "lesion_id": rows[0]["lesion_id"]}
+    write_split(tmp_path / "split.csv", rows, split)
+    with pytest.raises(SplitError, match="puts 1 lesion"):
+        read_split(tmp_path / "split.csv")
+
+
+def test_split_cli_from_metadata_alone(tmp_path, ham_table):
+    meta = tmp_path / "HAM10000_metadata.csv"
+    with meta.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"])
+        writer.writeheader()
+        writer.writerows({**r, "dx_type": "histo", "age": "50.0", "sex": "male", "localization": "back"} for r in ham_table)
+    out = tmp_path / "split.csv"
+    result = run_module("training.split", str(meta), "--out", str(out), "--seed", "3")
+    with out.open(newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert list(written[0]) == ["image_id", "lesion_id", "dx", "split"]
+    assert len(written) == len(ham_table)
+    counts = Counter((r["dx"], r["split"]) for r in written)
+    mel_row = next(line for line in result.stdout.splitlines() if line.startswith("mel "))
+    assert mel_row.split()[1] == str(counts[("mel", "train")])
+
+
+def test_split_cli_missing_metadata(tmp_path):
+    result = run_module("training.split", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "s.csv"), check=False)
+    assert result.returncode == 2
+    assert "metadata file" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr

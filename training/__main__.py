@@ -1,0 +1,91 @@
+"""Train MobileNet on a HAM10000-layout folder and evaluate it on a lesion-disjoint test split.
+
+Example usage:
+    python -m training --data demo-data --out runs/demo --config demo
+    python -m training --data ~/HAM10000 --out runs/ham --config ham10000 --weights imagenet
+
+Killing a run and starting the same command again resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from training.config import NAMED, ConfigError, TrainConfig
+
+# The common knobs get their own flags; any other config key goes through --set KEY=VALUE.
+SHORTCUTS = ("epochs", "alpha", "image_size", "batch_size", "weights", "imbalance", "seed", "dropout")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="HAM10000 folder (Kaggle or ISIC 2018 layout)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder to write, e.g. runs/NAME")
+    parser.add_argument("--config", default="ham10000", choices=sorted(NAMED), help="named configuration")
+    parser.add_argument("--split", type=Path, help="reuse this split.csv instead of making one")
+    parser.add_argument("--strategy", default="default", choices=["default", "mirrored"],
+                        help="mirrored: tf.distribute.MirroredStrategy over all GPUs")
+    parser.add_argument("--cpu-devices", type=int, default=1,
+                        help="split the CPU into N logical devices (to exercise --strategy mirrored without GPUs)")
+    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/images"),
+                        help="where decoded images are cached between runs")
+    parser.add_argument("--epochs", type=int, help="fine-tuning epochs (fine_tune_epochs)")
+    parser.add_argument("--alpha", type=float, help="MobileNet width multiplier")
+    parser.add_argument("--image-size", type=int, help="input side in pixels")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--weights", help="imagenet, none, or PATH.h5")
+    parser.add_argument("--imbalance", help="class_weight, oversample or none")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--dropout", type=float)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other config key, e.g. --set head_epochs=2 (repeatable); keys: "
+                        + ", ".join(f.name for f in fields(TrainConfig)))
+    return parser.parse_args(argv)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, str]:
+    """Config overrides from the shortcut flags and --set, as strings."""
+    values = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = value.strip()
+    for flag in SHORTCUTS:
+        value = getattr(args, flag)
+        if value is not None:
+            values["fine_tune_epochs" if flag == "epochs" else flag] = str(value)
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.config import resolve
+    from training.data import DataError
+    from training.evaluate import RunError
+    from training.model import WeightsError
+    from training.split import SplitError
+
+    try:
+        config = resolve(args.config, overrides(args))
+        if args.cpu_devices < 1:
+            raise ConfigError(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
+        from training.train import train
+
+        train(config, args.data, args.out, split_file=args.split, strategy_name=args.strategy,
+              cpu_devices=args.cpu_devices, cache_dir=args.cache_dir)
+    except (ConfigError, DataError, SplitError, WeightsError, RunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"run folder: {args.out} (report: {args.out / 'report.md'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

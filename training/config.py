@@ -1,0 +1,131 @@
+"""Every training hyper-parameter in one place, with named configurations.
+
+`demo` trains in a few minutes on 2 CPU cores on the synthetic data; `ham10000` is the real run
+(the seed article's MobileNet 1.0 at 224 px, fine-tuned from ImageNet weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An unknown configuration name or key, or a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one run; the resolved config is saved as config.json in the run folder."""
+
+    # MobileNet width multiplier: 1.0 is the seed's model; 0.25 is 16x fewer multiply-adds.
+    alpha: float = 1.0
+    # Square input side in pixels. ImageNet weights exist for 128, 160, 192 and 224.
+    image_size: int = 224
+    # "imagenet", "none" (random init: then every layer trains and BatchNorm learns its
+    # statistics, since there are none to protect), or a path to a MobileNet no-top .h5 file.
+    weights: str = "imagenet"
+    # Dropout before the 7-way softmax (the seed used 0.25).
+    dropout: float = 0.25
+    batch_size: int = 32
+    # Phase 1: only the new head trains, the base is frozen.
+    head_epochs: int = 3
+    head_learning_rate: float = 1e-3
+    # Phase 2: the last `fine_tune_layers` layers of the base train too (0 = all of them),
+    # BatchNorm kept in inference mode when the weights are pretrained.
+    fine_tune_epochs: int = 30
+    fine_tune_layers: int = 23
+    fine_tune_learning_rate: float = 1e-4
+    # Augmentation in tf.data only (never in the exported model), the seed's ImageDataGenerator
+    # parameters: rotation in degrees, shifts and zoom as fractions, flips, fill mode.
+    rotation_range: float = 180.0
+    width_shift_range: float = 0.1
+    height_shift_range: float = 0.1
+    zoom_range: float = 0.1
+    horizontal_flip: bool = True
+    vertical_flip: bool = True
+    fill_mode: str = "nearest"
+    # Class imbalance: "class_weight" (balanced weights in the loss), "oversample" (equal
+    # class sampling) or "none".
+    imbalance: str = "class_weight"
+    # ReduceLROnPlateau, EarlyStopping and ModelCheckpoint all watch this validation metric.
+    monitor: str = "val_balanced_accuracy"
+    reduce_lr_factor: float = 0.5
+    reduce_lr_patience: int = 2
+    min_learning_rate: float = 1e-6
+    early_stopping_patience: int = 6
+    # The split: fractions of images (by lesion), and the seed for the split and shuffling.
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 42
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "none"
+
+    def validate(self) -> TrainConfig:
+        """Raises ConfigError on values that cannot work."""
+        checks = [
+            (0 < self.alpha <= 1.0, f"alpha must be in (0, 1], got {self.alpha}"),
+            (self.image_size >= 32, f"image_size must be at least 32, got {self.image_size}"),
+            (self.batch_size >= 1, f"batch_size must be positive, got {self.batch_size}"),
+            (self.head_epochs >= 0 and self.fine_tune_epochs >= 0, "epochs must not be negative"),
+            (self.head_epochs + self.fine_tune_epochs > 0, "at least one epoch must train"),
+            (self.imbalance in ("class_weight", "oversample", "none"),
+             f"imbalance must be class_weight, oversample or none, got {self.imbalance!r}"),
+            (self.fill_mode in ("nearest", "reflect", "wrap", "constant"), f"unknown fill_mode {self.fill_mode!r}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+NAMED: dict[str, TrainConfig] = {
+    "ham10000": TrainConfig(),
+    "demo": TrainConfig(alpha=0.25, image_size=128, weights="none", batch_size=32, head_epochs=1,
+                        fine_tune_epochs=40, fine_tune_layers=0, fine_tune_learning_rate=2e-3,
+                        early_stopping_patience=8, reduce_lr_patience=3),
+}
+
+
+def _coerce(name: str, kind: type, text: str):
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{name} must be true or false, got {text!r}")
+        return text.lower() in ("true", "1", "yes")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be {kind.__name__}, got {text!r}") from None
+
+
+def resolve(name: str, overrides: dict[str, str]) -> TrainConfig:
+    """The named config with string overrides applied, checked.
+
+    Raises:
+        ConfigError: unknown name, unknown key or a badly typed value.
+    """
+    if name not in NAMED:
+        raise ConfigError(f"unknown config {name!r}; choose one of {', '.join(NAMED)}")
+    kinds = {f.name: type(getattr(NAMED[name], f.name)) for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - set(kinds))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(kinds)}")
+    values = {k: _coerce(k, kinds[k], v) for k, v in overrides.items()}
+    return dataclasses.replace(NAMED[name], **values).validate()
+
+
+def load(path: Path) -> TrainConfig:
+    """The config saved in a run folder."""
+    data = json.loads(Path(path).read_text())
+    unknown = sorted(set(data) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"{path} has unknown key(s) {', '.join(unknown)}")
+    return TrainConfig(**data)
