@@ -11,19 +11,9 @@ import pytest
 
 from edge.labels import CODES
 from edge.preprocess import preprocess
-from tests.conftest import ARTIFACTS, run_module
+from tests.conftest import run_module
 from training import data as data_mod
 from training.data import DataError, decode_images, load_records
-
-
-@pytest.fixture(scope="module")
-def small_data() -> Path:
-    """120 synthetic images, generated once per checkout."""
-    target = ARTIFACTS / "small-data-120"
-    if not target.exists():
-        run_module("training.synthetic", str(target.with_suffix(".tmp")), "--images", "120", "--seed", "4")
-        target.with_suffix(".tmp").rename(target)
-    return target
 
 
 @pytest.fixture
@@ -60,7 +50,7 @@ def test_kaggle_layout_with_one_folder(data_copy):
     for jpg in data_copy.glob("HAM10000_images_part_*/*.jpg"):
         jpg.rename(one / jpg.name)
     records = load_records(data_copy)
-    assert len(records) == 120 and {r.path.parent for r in records} == {one}
+    assert len(records) == 200 and {r.path.parent for r in records} == {one}
 
 
 def test_isic_2018_layout(data_copy, tmp_path):
@@ -109,7 +99,7 @@ def test_no_metadata(data_copy):
 
 def test_missing_images_counted_and_named(data_copy):
     gone = _delete_images(data_copy, 3)
-    with pytest.raises(DataError, match=rf"3 of 120 images .* missing .*\(first: {gone[0]}, {gone[1]}, {gone[2]}\)"):
+    with pytest.raises(DataError, match=rf"3 of 200 images .* missing .*\(first: {gone[0]}, {gone[1]}, {gone[2]}\)"):
         load_records(data_copy)
 
 
@@ -145,14 +135,14 @@ def test_one_corrupt_image_is_excluded_and_listed(data_copy, tmp_path):
     bad = _corrupt(data_copy, 1)
     decoded = decode_images(load_records(data_copy), 64, cache_dir=None)
     assert [r.image_id for r, _ in decoded.corrupt] == bad
-    assert len(decoded.records) == 119 and decoded.pixels.shape == (119, 64, 64, 3)
+    assert len(decoded.records) == 199 and decoded.pixels.shape == (199, 64, 64, 3)
     data_mod.write_excluded(tmp_path / "excluded.csv", decoded.corrupt)
     assert _rows(tmp_path / "excluded.csv")[0]["image_id"] == bad[0]
 
 
 def test_more_than_one_percent_corrupt_aborts(data_copy):
-    _corrupt(data_copy, 2)
-    with pytest.raises(DataError, match=r"2 of 120 images cannot be decoded \(more than 1%\)"):
+    _corrupt(data_copy, 3)
+    with pytest.raises(DataError, match=r"3 of 200 images cannot be decoded \(more than 1%\)"):
         decode_images(load_records(data_copy), 64, cache_dir=None)
 
 
@@ -163,7 +153,7 @@ def test_decoded_cache_is_reused_and_byte_identical_to_edge(small_data, tmp_path
     assert len(cached) == 1
     second = decode_images(records, 96, cache_dir=tmp_path)
     assert np.array_equal(first.pixels, second.pixels)
-    for i in (0, 57, 119):
+    for i in (0, 57, 199):
         assert np.array_equal(second.pixels[i], preprocess(records[i].path, 96))
 
 

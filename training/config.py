@@ -89,7 +89,7 @@ class TrainConfig:
 
 NAMED: dict[str, TrainConfig] = {
     "ham10000": TrainConfig(),
-    "demo": TrainConfig(alpha=0.25, image_size=128, weights="none", batch_size=32, head_epochs=1,
+    "demo": TrainConfig(alpha=0.5, image_size=128, weights="none", batch_size=32, head_epochs=1,
                         fine_tune_epochs=40, fine_tune_layers=0, fine_tune_learning_rate=2e-3,
                         early_stopping_patience=8, reduce_lr_patience=3),
 }

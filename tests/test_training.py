@@ -1,0 +1,158 @@
+"""Training end to end on tiny configurations: accuracy, the run folder, resume, strategies."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from edge.labels import CODES
+from edge.preprocess import preprocess
+from tests.conftest import PYTHON, ROOT, run_module
+from training.config import ConfigError, resolve
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_model_beats_chance_by_far(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["balanced_accuracy"] >= 0.8, metrics["balanced_accuracy"]  # chance is 1/7 = 0.14
+    assert metrics["top3_accuracy"] >= metrics["top2_accuracy"] >= metrics["accuracy"]
+    assert set(metrics["per_class"]) == set(CODES)
+    assert 0 <= metrics["melanoma_sensitivity"] <= 1 and 0 <= metrics["melanoma_specificity"] <= 1
+    assert metrics["roc_auc_macro"] > 0.9
+
+
+def test_run_folder_holds_every_artifact(tiny_run):
+    for name in ("model.keras", "config.json", "labels.json", "split.csv", "history.csv", "metrics.json",
+                 "report.md", "confusion_matrix.png", "training_curves.png", "test_predictions.csv"):
+        assert (tiny_run / name).is_file(), name
+    assert [c["code"] for c in json.loads((tiny_run / "labels.json").read_text())] == list(CODES)
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["image_size"] == 96 and config["alpha"] == 0.5 and config["weights"] == "none"
+    report = (tiny_run / "report.md").read_text()
+    assert "not a diagnosis" in report and "melanoma sensitivity" in report
+    assert not (tiny_run / "backup").exists(), "a finished run leaves no resume state behind"
+
+
+def test_saved_split_is_leak_free_with_every_class(tiny_run):
+    with (tiny_run / "split.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    splits_of = {}
+    for r in rows:
+        splits_of.setdefault(r["lesion_id"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in splits_of.values())
+    for name in ("train", "val", "test"):
+        assert {r["dx"] for r in rows if r["split"] == name} == set(CODES)
+
+
+def test_training_pixels_are_byte_identical_to_the_edge_preprocessing(tiny_run, synthetic_data):
+    from training.data import decode_images, load_records
+
+    records = load_records(synthetic_data)[:40]
+    decoded = decode_images(records, 96, cache_dir=None)
+    edge_pixels = np.stack([preprocess(r.path, 96) for r in records])
+    assert decoded.pixels.dtype == np.uint8 and np.array_equal(decoded.pixels, edge_pixels)
+
+
+def test_evaluate_cli_rewrites_the_report(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "metrics.json").unlink()
+    result = run_module("training.evaluate", str(run))
+    assert "balanced accuracy" in result.stdout
+    assert json.loads((run / "metrics.json").read_text())["balanced_accuracy"] == pytest.approx(
+        json.loads((tiny_run / "metrics.json").read_text())["balanced_accuracy"], abs=1e-6)
+
+
+def test_evaluate_cli_on_an_unfinished_run(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    result = run_module("training.evaluate", str(tmp_path), check=False)
+    assert result.returncode == 2
+    assert "is not a finished run: model.keras, split.csv missing" in result.stderr
+
+
+def _epochs(run) -> list[int]:
+    with (run / "history.csv").open(newline="") as fh:
+        return [int(r["epoch"]) for r in csv.DictReader(fh)]
+
+
+def test_killed_training_resumes_from_the_last_finished_epoch(tmp_path, small_data):
+    data = small_data
+    run = tmp_path / "run"
+    args = ["-m", "training", "--data", str(data), "--out", str(run), "--config", "demo", "--image-size", "96",
+            "--epochs", "6", "--cache-dir", str(tmp_path / "cache"), "--set", "early_stopping_patience=50"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([PYTHON, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / "history.csv").is_file() and len(_epochs(run)) >= 3:  # head epoch + 2 fine-tuning epochs
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _epochs(run)
+    assert len(before) >= 3 and before == list(range(len(before)))
+    resumed = run_module(*args[1:])
+    assert "head phase already finished" in resumed.stdout
+    after = _epochs(run)
+    assert len(after) == len(set(after)), f"an epoch ran twice: {after}"
+    assert after[: len(before)] == before and after[-1] == 6  # 1 head + 6 fine-tuning epochs, numbered 0-6
+    assert after[len(before)] > before[-1]
+    assert (run / "metrics.json").is_file()
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, small_data):
+    data = small_data
+    result = run_module("training", "--data", str(data), "--out", str(tmp_path / "run"), "--config", "demo",
+                        "--image-size", "96", "--epochs", "1", "--set", "head_epochs=0", "--strategy", "mirrored",
+                        "--cpu-devices", "2", "--cache-dir", str(tmp_path / "cache"))
+    assert "strategy: mirrored, 2 replica(s)" in result.stdout
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_imagenet_weights_unreachable_is_a_clear_error(tmp_path, small_data):
+    result = run_module("training", "--data", str(small_data), "--out", str(tmp_path / "run"),
+                        "--config", "demo", "--weights", "imagenet", "--image-size", "128",
+                        "--cache-dir", str(tmp_path / "cache"), check=False, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "cannot download the ImageNet weights" in result.stderr and "--weights none" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    import keras
+
+    from training.model import BASE_NAME, build_model
+
+    source = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, include_top=False, weights=None)
+    path = tmp_path / "mobilenet_0.25_96_no_top.weights.h5"
+    source.save_weights(path)
+    model = build_model(resolve("demo", {"alpha": "0.25", "image_size": "96", "weights": str(path)}))
+    loaded = model.get_layer(BASE_NAME).get_layer("conv1").get_weights()[0]
+    assert np.array_equal(loaded, source.get_layer("conv1").get_weights()[0])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"learning_rate": "1"}, "unknown config key(s) learning_rate"),
+    ({"alpha": "wide"}, "alpha must be float, got 'wide'"),
+    ({"imbalance": "smote"}, "imbalance must be class_weight, oversample or none"),
+    ({"horizontal_flip": "maybe"}, "horizontal_flip must be true or false"),
+])
+def test_config_overrides_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve("demo", overrides)
+
+
+def test_unknown_config_name_via_cli(tmp_path):
+    result = run_module("training", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--config", "demo",
+                        "--set", "nonsense=1", check=False)
+    assert result.returncode == 2 and "unknown config key(s) nonsense" in result.stderr
