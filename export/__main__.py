@@ -1,0 +1,136 @@
+"""Quantize a trained run to TFLite and write one verified, self-describing bundle.
+
+Example usage:
+    python -m export runs/demo
+    python -m export runs/ham --variants float32,int8 --calibration-images 500 --max-drop 2
+
+Writes runs/NAME/bundle/ (float32, float16, dynamic_int8 and int8 .tflite files and manifest.json).
+Every variant is run with LiteRT on the run's test split; the export fails, leaving any previous
+bundle untouched, if float32 differs from Keras by more than 1e-4 or a quantized variant's
+balanced accuracy falls more than --max-drop points below float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from export.quantize import VARIANTS
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a finished training run folder, runs/NAME")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
+    parser.add_argument("--calibration-images", type=int, default=300,
+                        help="training-split images for full-int8 calibration, stratified by class (default 300)")
+    parser.add_argument("--max-drop", type=float, default=3.0,
+                        help="largest allowed balanced-accuracy drop of a quantized variant, in points (default 3)")
+    parser.add_argument("--data", type=Path, help="the run's dataset folder, if it moved since training")
+    return parser.parse_args(argv)
+
+
+def chosen_variants(text: str) -> list[str]:
+    from export.build import ExportError
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise ExportError(f"unknown variant(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}")
+    return [v for v in VARIANTS if v in names]
+
+
+def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_drop: float,
+               data_dir: Path | None = None) -> dict:
+    """Convert, verify and publish runs/NAME/bundle; return the manifest.
+
+    Raises:
+        ExportError: unfinished run, label mismatch, missing calibration images, failed verification.
+    """
+    import keras
+    import numpy as np
+
+    from edge.labels import CODES
+    from export import build, verify
+    from training import config as config_mod
+    from training.data import DataError
+    from training.evaluate import RunError, check_run
+    from training.split import SplitError
+    from training.train import load_splits
+
+    try:
+        check_run(run_dir)
+    except RunError as err:
+        raise build.ExportError(str(err)) from None
+    labels_file = run_dir / "labels.json"
+    labels = [c["code"] for c in json.loads(labels_file.read_text())] if labels_file.is_file() else list(CODES)
+    if labels != list(CODES):
+        raise build.ExportError(f"{run_dir / 'labels.json'} lists {labels}; this version expects {list(CODES)}")
+    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    width = model.output_shape[-1]
+    if width != len(labels):
+        raise build.ExportError(f"the model outputs {width} classes but labels.json lists {len(labels)} labels")
+    config = config_mod.load(run_dir / "config.json")
+    info = json.loads((run_dir / "run.json").read_text())
+    data = Path(data_dir or info["data_dir"])
+    try:
+        splits = load_splits(data, config, run_dir, run_dir / "split.csv",
+                             Path(info["cache_dir"]) if info.get("cache_dir") else None)
+    except (DataError, SplitError) as err:
+        raise build.ExportError(f"missing calibration and test images: {err} (pass --data DIR)") from None
+    if "int8" in variants and len(splits.pixels["train"]) == 0:
+        raise build.ExportError("missing calibration images: the training split is empty")
+    calibration = build.choose_calibration(splits.pixels["train"], splits.labels["train"], calibration_images, config.seed)
+    print(f"calibration: {len(calibration)} training images; verification: {len(splits.labels['test'])} test images")
+
+    staging = build.staging_dir(run_dir)
+    try:
+        entries = build.convert_all(model, variants, calibration, staging)
+        build.write_manifest(staging, build.manifest_for(run_dir, config.image_size, entries, {}, {}))
+        test_pixels, test_labels = splits.pixels["test"], splits.labels["test"]
+        keras_probs = model.predict(test_pixels.astype(np.float32), batch_size=config.batch_size, verbose=0)
+        results = {v: verify.variant_metrics(test_labels, verify.litert_probabilities(staging, v, test_pixels), keras_probs)
+                   for v in variants}
+        print(verify.table(results, entries))
+        keras_balanced = verify.compute_metrics(test_labels, keras_probs)["balanced_accuracy"]
+        problems = verify.failures(results, keras_balanced, max_drop, build.FLOAT32_TOLERANCE)
+        if problems:
+            raise build.ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems))
+        for v in variants:
+            entries[v].update(results[v])
+        run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+        manifest = build.manifest_for(run_dir, config.image_size, entries, json.loads(config.to_json()), run_metrics)
+        build.write_manifest(staging, manifest)
+        build.swap_into_place(staging, run_dir / "bundle")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from export.build import ExportError
+
+    try:
+        if args.calibration_images < 1:
+            raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")
+        if args.max_drop < 0:
+            raise ExportError(f"--max-drop must not be negative, got {args.max_drop}")
+        variants = chosen_variants(args.variants)
+        export_run(args.run, variants, args.calibration_images, args.max_drop, args.data)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"bundle: {args.run / 'bundle'} ({', '.join(variants)}; every variant verified)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

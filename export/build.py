@@ -1,0 +1,143 @@
+"""Build runs/NAME/bundle/: convert every variant, verify each with LiteRT, write the manifest.
+
+The bundle is assembled in a temporary folder next to it and renamed into place only after every
+variant passed verification, so a failed or interrupted export leaves the previous bundle as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from edge.bundle import MANIFEST_NAME, SCHEMA_VERSION
+from edge.labels import CLASSES, CODES
+from edge.preprocess import PREPROCESSING_DESCRIPTION, PREPROCESSING_NAME
+from export.quantize import recipe
+
+# float32 must reproduce Keras: anything above this is a conversion bug, not rounding.
+FLOAT32_TOLERANCE = 1e-4
+RUN_METRIC_KEYS = ("accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy", "melanoma_sensitivity",
+                   "melanoma_specificity", "roc_auc_macro", "n_test_images")
+
+
+class ExportError(ValueError):
+    """The export cannot be made or a variant failed verification; the message says which."""
+
+
+class PeakMemory:
+    """Peak resident memory of this process while the block runs (sampled every 10 ms)."""
+
+    def __enter__(self) -> PeakMemory:
+        self._process = psutil.Process()
+        self.start = self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+
+def choose_calibration(pixels: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to n training images, as equal a number per class as the classes allow."""
+    rng = np.random.default_rng(seed)
+    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in range(len(CODES))]
+    chosen: list[int] = []
+    while len(chosen) < n and any(pools):
+        for pool in pools:
+            if pool and len(chosen) < n:
+                chosen.append(pool.pop())
+    return pixels[np.sort(chosen)]
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _io_details(path: Path) -> dict:
+    """Input/output dtypes and quantization parameters, as LiteRT reads them."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    details = {}
+    for side, tensor in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):
+        scale, zero_point = tensor["quantization"]
+        details[f"{side}_dtype"] = np.dtype(tensor["dtype"]).name
+        details[f"{side}_quantization"] = {"scale": float(scale), "zero_point": int(zero_point)} if scale else None
+    return details
+
+
+def variant_entry(path: Path, conversion: dict) -> dict:
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path), **_io_details(path),
+            "conversion": conversion}
+
+
+def manifest_for(run_dir: Path, image_size: int, variants: dict[str, dict], config: dict, run_metrics: dict) -> dict:
+    """The self-describing manifest (DESIGN.md, "The bundle")."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "labels": [{"code": c, "name": n} for c, n in CLASSES],
+        "input": {"size": image_size, "channels": 3,
+                  "dtype": "raw RGB 0-255 (normalization to [-1, 1] is inside the model)"},
+        "preprocessing": PREPROCESSING_NAME,
+        "preprocessing_description": PREPROCESSING_DESCRIPTION.replace("SIZE", str(image_size)),
+        "default_variant": "int8" if "int8" in variants else next(iter(variants)),
+        "variants": variants,
+        "source_run": {"name": run_dir.name, "path": str(run_dir), "config": config,
+                       "metrics": {k: run_metrics[k] for k in RUN_METRIC_KEYS if k in run_metrics}},
+    }
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path, log=print) -> dict[str, dict]:
+    """Write WORK/<variant>.tflite for each variant; return manifest entries without metrics."""
+    saved_model = work / "saved_model"
+    model.export(str(saved_model), verbose=False)
+    entries = {}
+    for name in variants:
+        with PeakMemory() as memory:
+            started = time.perf_counter()
+            content = recipe(name, calibration).convert(saved_model)
+            seconds = time.perf_counter() - started
+        path = work / f"{name}.tflite"
+        path.write_bytes(content)
+        conversion = {"seconds": round(seconds, 2), "peak_rss_mb": round(memory.peak / 2**20),
+                      "rss_increase_mb": round((memory.peak - memory.start) / 2**20)}
+        entries[name] = variant_entry(path, conversion)
+        log(f"converted {name}: {len(content) / 1024:.0f} KiB in {seconds:.1f} s")
+    shutil.rmtree(saved_model)
+    return entries
+
+
+def swap_into_place(staging: Path, target: Path) -> None:
+    """Replace TARGET by STAGING with two renames; the old bundle survives until the last one."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_dir(run_dir: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=".bundle-staging-", dir=run_dir))

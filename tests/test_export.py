@@ -1,0 +1,157 @@
+"""Export: four LiteRT variants in one verified bundle, and nothing half-written on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from edge.labels import CODES
+from edge.preprocess import preprocess
+from tests.conftest import PYTHON, ROOT, run_module
+
+pytestmark = pytest.mark.slow
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+
+
+@pytest.fixture(scope="module")
+def manifest(tiny_bundle) -> dict:
+    return json.loads((tiny_bundle / "manifest.json").read_text())
+
+
+def _invoke(path, pixels: np.ndarray) -> np.ndarray:
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.set_tensor(inp["index"], pixels[np.newaxis].astype(inp["dtype"]))
+    interpreter.invoke()
+    raw = interpreter.get_tensor(out["index"])[0]
+    scale, zero_point = out["quantization"]
+    return (raw.astype(np.int32) - zero_point) * scale if scale else raw
+
+
+def test_every_variant_loads_in_litert_and_classifies(tiny_bundle, sample_images):
+    pixels = preprocess(sample_images[0], 96)
+    for name in VARIANTS:
+        probs = _invoke(tiny_bundle / f"{name}.tflite", pixels)
+        assert probs.shape == (len(CODES),)
+        assert abs(float(probs.sum()) - 1) < 0.02, (name, probs)
+
+
+def test_manifest_describes_the_bundle(manifest, tiny_bundle):
+    assert manifest["schema_version"] == 1
+    assert [label["code"] for label in manifest["labels"]] == list(CODES)
+    assert manifest["labels"][4] == {"code": "mel", "name": "Melanoma"}
+    assert manifest["input"]["size"] == 96 and "raw RGB 0-255" in manifest["input"]["dtype"]
+    assert manifest["preprocessing"] == "lesionlite-v1"
+    assert set(manifest["variants"]) == set(VARIANTS)
+    int8 = manifest["variants"]["int8"]
+    assert int8["input_dtype"] == "uint8" and int8["output_dtype"] == "uint8"
+    assert int8["output_quantization"]["scale"] > 0
+    assert manifest["variants"]["float32"]["input_quantization"] is None
+    for entry in manifest["variants"].values():
+        for key in ("accuracy", "balanced_accuracy", "per_class_recall", "top1_agreement", "max_probability_difference"):
+            assert key in entry
+        assert set(entry["per_class_recall"]) == set(CODES)
+    assert manifest["source_run"]["metrics"]["balanced_accuracy"] >= 0.8
+
+
+def test_hashes_and_sizes_match_the_files(manifest, tiny_bundle):
+    for entry in manifest["variants"].values():
+        data = (tiny_bundle / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert len(data) == entry["bytes"]
+    assert sorted(p.name for p in tiny_bundle.iterdir()) == sorted(["manifest.json", *(f"{v}.tflite" for v in VARIANTS)])
+
+
+def test_float32_equals_keras_on_real_inputs(tiny_bundle, sample_images):
+    import keras
+
+    model = keras.models.load_model(tiny_bundle.parent / "model.keras", compile=False)
+    pixels = np.stack([preprocess(p, 96) for p in sample_images])
+    expected = model.predict(pixels.astype(np.float32), verbose=0)
+    for image, want in zip(pixels, expected, strict=True):
+        assert np.abs(_invoke(tiny_bundle / "float32.tflite", image) - want).max() <= 1e-4
+
+
+def test_int8_agrees_with_float32_and_keeps_balanced_accuracy(manifest):
+    int8, float32 = manifest["variants"]["int8"], manifest["variants"]["float32"]
+    assert int8["top1_agreement"] >= 0.95
+    assert float32["balanced_accuracy"] - int8["balanced_accuracy"] <= 0.03
+    assert float32["max_probability_difference"] <= 1e-4 and float32["top1_agreement"] == 1.0
+
+
+def test_int8_file_is_at_most_35_percent_of_float32(manifest):
+    variants = manifest["variants"]
+    assert variants["int8"]["bytes"] <= 0.35 * variants["float32"]["bytes"]
+    assert variants["float16"]["bytes"] <= 0.6 * variants["float32"]["bytes"]  # not silently float32
+
+
+def _digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def run_copy(tiny_bundle, tmp_path):
+    shutil.copytree(tiny_bundle.parent, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_interrupted_export_leaves_the_old_bundle_intact(run_copy):
+    before = _digest(run_copy / "bundle")
+    with subprocess.Popen([PYTHON, "-m", "export", str(run_copy)], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}) as proc:
+        deadline = time.monotonic() + 300
+        killed_after = None
+        for line in proc.stdout:  # kill it between two conversions
+            if line.startswith("converted float16") or time.monotonic() > deadline:
+                killed_after = line.strip()
+                break
+        proc.send_signal(signal.SIGKILL)
+    assert killed_after is not None and killed_after.startswith("converted float16"), killed_after
+    assert _digest(run_copy / "bundle") == before
+    assert not (run_copy / "bundle").is_symlink()
+
+
+def test_failed_verification_keeps_the_old_bundle(run_copy, monkeypatch, capsys):
+    from export import __main__ as cli
+    from export import verify
+
+    before = _digest(run_copy / "bundle")
+    monkeypatch.setattr(verify, "failures", lambda *a, **k: ["float32 differs from Keras by 1.00e-02"])
+    assert cli.main([str(run_copy), "--variants", "float32"]) == 2
+    assert "verification failed, previous bundle kept" in capsys.readouterr().err
+    assert _digest(run_copy / "bundle") == before
+    assert not [p for p in run_copy.iterdir() if p.name.startswith(".bundle")]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["{missing}"], "does not exist"),
+    (["{unfinished}"], "is not a finished run: model.keras"),
+    (["{run}", "--variants", "float32,int4"], "unknown variant(s) int4; choose from float32, float16, dynamic_int8, int8"),
+    (["{run}", "--calibration-images", "0"], "--calibration-images must be at least 1"),
+    (["{run}", "--data", "{missing}"], "missing calibration and test images: data folder"),
+])
+def test_bad_input_gets_a_specific_message(args, message, run_copy, tmp_path):
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.json").write_text("{}")
+    paths = {"missing": tmp_path / "missing", "unfinished": tmp_path / "unfinished", "run": run_copy}
+    result = run_module("export", *[a.format(**paths) for a in args], check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_model_whose_output_width_does_not_match_the_labels(run_copy):
+    labels = json.loads((run_copy / "labels.json").read_text())
+    (run_copy / "labels.json").write_text(json.dumps(labels[:5]))
+    result = run_module("export", str(run_copy), check=False)
+    assert result.returncode == 2 and "labels.json lists" in result.stderr
