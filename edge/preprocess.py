@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,7 +25,7 @@ DRAFT_OVERSAMPLE = 2
 # Pillow's decompression-bomb guard, made explicit: 12 MP phones are fine, 100+ MP is refused.
 MAX_PIXELS = 64_000_000
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
 
 
 class ImageError(ValueError):

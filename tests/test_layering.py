@@ -1,0 +1,67 @@
+"""edge/ and pwa/ must work where TensorFlow and Keras are absent (a Raspberry Pi installs edge.txt only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+# Installed as sitecustomize.py, so it is in place before any project code runs.
+BLOCKER = """
+import importlib.abc, sys
+
+class BlockTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} is blocked: edge/ and pwa/ must not import it")
+        return None
+
+sys.meta_path.insert(0, BlockTensorFlow())
+"""
+
+IMPORT_EVERYTHING = """
+import importlib, importlib.util, json, pkgutil, sys
+imported = []
+for package_name in ("edge", "pwa"):
+    if importlib.util.find_spec(package_name) is None:
+        continue  # pwa/ is written after edge/
+    package = importlib.import_module(package_name)
+    for name in getattr(package, "__all__", []):
+        getattr(package, name)
+    for info in pkgutil.walk_packages(package.__path__, package_name + "."):
+        importlib.import_module(info.name)
+        imported.append(info.name)
+blocked = [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")]
+print(json.dumps({"imported": imported, "blocked_loaded": blocked}))
+"""
+
+
+def run_blocked(repo_root, tmp_path, *args) -> subprocess.CompletedProcess:
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
+    return subprocess.run(
+        [sys.executable, *args], cwd=repo_root, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_blocker_really_blocks(repo_root, tmp_path):
+    result = run_blocked(repo_root, tmp_path, "-c", "import keras")
+    assert result.returncode == 1
+    assert "ImportError: keras is blocked" in result.stderr
+
+
+def test_every_edge_and_pwa_module_imports_without_tensorflow(repo_root, tmp_path):
+    result = run_blocked(repo_root, tmp_path, "-c", IMPORT_EVERYTHING)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    expected = {"edge.bench", "edge.bundle", "edge.camera", "edge.classifier", "edge.cli", "edge.preprocess"}
+    assert expected <= set(report["imported"])
+    assert report["blocked_loaded"] == []
+
+
+def test_classify_runs_without_tensorflow(repo_root, tmp_path, tiny_bundle, sample_images):
+    args = ["-m", "edge", "classify", str(tiny_bundle), str(sample_images[0]), "--json"]
+    result = run_blocked(repo_root, tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)[0]["predictions"]) == 7
