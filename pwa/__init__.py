@@ -1,0 +1,105 @@
+"""LesionLite's web app: a Flask API around edge.Classifier plus the mobile-first PWA that calls it.
+
+Example usage:
+    python -m pwa --bundle runs/demo/bundle            # serves http://127.0.0.1:8000/ with waitress
+
+    from pwa import create_app
+    app = create_app({"BUNDLE": "runs/demo/bundle"})   # any WSGI server; loads the model once
+
+A triage and teaching aid, never a diagnosis: the page and every API answer say so.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import Flask, Request
+
+from edge import preprocess as edge_preprocess
+
+# Every response: no inline script anywhere (script-src 'self'); captured photos are previewed
+# from blob: URLs; the camera stream is attached through srcObject, which CSP does not gate.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "worker-src 'self'",
+        "manifest-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class InMemoryRequest(Request):
+    """Werkzeug spools uploads over 500 KB to a temporary file; photos of skin must stay in memory.
+
+    MAX_CONTENT_LENGTH bounds the size, so a BytesIO is safe.
+    """
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app and load the classifier once.
+
+    Config keys (defaults below): BUNDLE (bundle folder, required), VARIANT, THREADS (LiteRT
+    threads; None lets LiteRT choose), MAX_CONTENT_LENGTH (upload bytes), MAX_PIXELS (decoded
+    image size), CORS_ORIGINS (cross-origin callers allowed on /api; none means same-origin only).
+
+    Raises:
+        edge.BundleError: the bundle is missing, corrupt or inconsistent (message says which).
+    """
+    app = Flask(__name__)
+    app.request_class = InMemoryRequest
+    app.config.from_mapping(
+        BUNDLE=None,
+        VARIANT="int8",
+        THREADS=None,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        MAX_PIXELS=edge_preprocess.MAX_PIXELS,
+        CORS_ORIGINS=[],
+    )
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+
+    from pwa import api, errors, pages
+
+    api.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    errors.init_app(app)
+    app.after_request(_add_security_headers)
+    _init_cors(app)
+    return app
+
+
+def _add_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _init_cors(app: Flask) -> None:
+    # Same-origin is the default: the PWA is served by this app. Only origins named on the
+    # command line (e.g. a teaching site embedding the API) get CORS headers, and only on /api.
+    origins = list(app.config["CORS_ORIGINS"])
+    if origins:
+        from flask_cors import CORS
+
+        CORS(app, resources={r"/api/*": {"origins": origins}})

@@ -1,0 +1,312 @@
+"""The PWA in a real browser: Debian's Chromium driven by Playwright, as a Pixel 7, against the
+real waitress server. Fake camera from a Y4M file; see DESIGN.md "Testing in a real browser"."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge.labels import DISCLAIMER
+from pwa import api
+from tests.pwa_helpers import REPO, http, post_photo, running_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+SCREENSHOT = REPO / "runs" / "screenshots" / "pwa-result.png"
+CAMERA_SIDE = 480  # Y4M frames: I420 needs even sides
+TIMEOUT_MS = 15_000
+
+
+def y4m_from_image(image: Image.Image, path: Path, frames: int = 3) -> Path:
+    """Write an I420 Y4M video of the image's centre square (BT.601 limited range, as cameras do)."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    square = image.convert("RGB").crop((left, top, left + side, top + side))
+    rgb = np.asarray(square.resize((CAMERA_SIDE, CAMERA_SIDE), Image.Resampling.BILINEAR), dtype=np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+
+    def plane(values: np.ndarray, subsample: bool) -> bytes:
+        if subsample:
+            values = values.reshape(CAMERA_SIDE // 2, 2, CAMERA_SIDE // 2, 2).mean(axis=(1, 3))
+        return np.clip(np.round(values), 0, 255).astype(np.uint8).tobytes()
+
+    frame = b"FRAME\n" + plane(y, False) + plane(u, True) + plane(v, True)
+    header = f"YUV4MPEG2 W{CAMERA_SIDE} H{CAMERA_SIDE} F30:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + frame * frames)
+    return path
+
+
+def displayed_percent(probability: float) -> str:
+    """app.js formatPercent: Math.round (half up), "<1%" for a non-zero probability under 0.5%."""
+    percent = math.floor(probability * 100 + 0.5)
+    return "<1%" if percent == 0 and probability > 0 else f"{percent}%"
+
+
+def uploaded_image(request) -> bytes:
+    """The 'image' part of the multipart body the page sent."""
+    content_type = request.headers["content-type"]
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + request.post_data_buffer, policy=email.policy.HTTP
+    )
+    parts = [p for p in message.iter_parts() if p.get_param("name", header="content-disposition") == "image"]
+    assert len(parts) == 1, "the page must send exactly one multipart field 'image'"
+    return parts[0].get_payload(decode=True)
+
+
+# --- Fixtures: one server and one browser for the module, a fresh phone per test ----------------
+
+
+@pytest.fixture(scope="module")
+def chromium_path():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/install-system-deps.sh)")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle, tmp_path_factory):
+    with running_server(tiny_bundle, tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def camera_video(sample_images, tmp_path_factory):
+    return y4m_from_image(Image.open(sample_images[0]), tmp_path_factory.mktemp("camera") / "lesion.y4m")
+
+
+@pytest.fixture(scope="module")
+def browser_args(camera_video):
+    return [
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera_video}",
+        # Nothing but the local server: no updates, no fonts, no telemetry from the test browser.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ]
+
+
+@pytest.fixture(scope="module")
+def playwright_instance():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_instance, chromium_path, browser_args):
+    browser = playwright_instance.chromium.launch(executable_path=chromium_path, args=browser_args)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def phone(playwright_instance):
+    return dict(playwright_instance.devices["Pixel 7"])
+
+
+def new_page(browser, phone, server, **options):
+    context = browser.new_context(**phone, base_url=server.base_url, **options)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context, context.new_page()
+
+
+def wait_in_page(page, condition: str, timeout_s: float = TIMEOUT_MS / 1000) -> None:
+    """Poll a JS condition from an evaluate call: wait_for_function polls with eval, which the CSP forbids."""
+    met = page.evaluate(
+        f"""async () => {{
+            const end = Date.now() + {timeout_s * 1000};
+            while (Date.now() < end) {{
+                if ({condition}) return true;
+                await new Promise((resolve) => setTimeout(resolve, 50));
+            }}
+            return false;
+        }}"""
+    )
+    assert met, f"timed out waiting for {condition}"
+
+
+def shown_top(page) -> list[tuple[str, float, str]]:
+    """(code, probability, displayed percent) of each row in the result's top list."""
+    rows = page.locator("#top3 > li")
+    return [
+        (
+            rows.nth(i).get_attribute("data-code"),
+            float(rows.nth(i).get_attribute("data-probability")),
+            rows.nth(i).locator(".bar-value").inner_text(),
+        )
+        for i in range(rows.count())
+    ]
+
+
+def assert_page_shows(page, predictions: list[dict]) -> None:
+    """The result view shows exactly this API answer: top three, all seven, notice, disclaimer."""
+    expected = [(p["code"], p["probability"], displayed_percent(p["probability"])) for p in predictions[:3]]
+    assert shown_top(page) == expected
+    all_rows = page.locator("#all-classes tr")
+    assert all_rows.count() == 7
+    assert [all_rows.nth(i).get_attribute("data-code") for i in range(7)] == [p["code"] for p in predictions]
+    low = predictions[0]["probability"] < 0.5
+    assert page.locator("#low-confidence").is_visible() == low
+    assert page.locator("#disclaimer").inner_text() == DISCLAIMER
+    assert "Not a diagnosis." in page.locator("#announcer").inner_text()
+
+
+# --- Tests ------------------------------------------------------------------------------------
+
+
+def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser, phone, server):
+    context, page = new_page(browser, phone, server, permissions=["camera"])
+    page.goto("/")
+    page.locator("#capture").wait_for(state="visible")
+    wait_in_page(page, "document.querySelector('#camera-video').videoWidth > 0")
+    sent = []
+
+    def record(route):
+        sent.append(uploaded_image(route.request))
+        route.continue_()
+
+    page.route("**/api/predict", record)
+    page.locator("#capture").tap()
+    page.locator("#result-view").wait_for(state="visible")
+    [photo] = sent
+    width, height = Image.open(io.BytesIO(photo)).size
+    assert Image.open(io.BytesIO(photo)).format == "JPEG"
+    assert width == height == round(CAMERA_SIDE * 0.8)  # the guide square, at most 512 px
+
+    status, answer = post_photo(server.base_url, photo)
+    assert status == 200
+    assert_page_shows(page, answer["predictions"])
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    page.locator("details.all-classes > summary").tap()
+    assert page.locator("#all-classes").is_visible()
+    page.locator("#retake").tap()
+    page.locator("#capture").wait_for(state="visible")
+    assert page.locator("#result-view").is_hidden()
+    context.close()
+
+
+def test_file_input_fallback_when_the_camera_is_refused(browser, phone, server, sample_images):
+    context, page = new_page(browser, phone, server)  # no camera permission: refused
+    page.goto("/")
+    page.locator("#camera-status").filter(has_text="Camera permission was refused").wait_for()
+    assert page.locator("#capture").is_hidden()
+    assert page.locator("#camera-file").get_attribute("capture") == "environment"
+    photo = sample_images[1].read_bytes()
+    page.locator("#camera-file").set_input_files(str(sample_images[1]))
+    page.locator("#result-view").wait_for(state="visible")
+    status, answer = post_photo(server.base_url, photo)
+    assert status == 200
+    assert_page_shows(page, answer["predictions"])
+    context.close()
+
+
+def test_the_apis_refusal_is_shown_to_the_user(browser, phone, server, tmp_path):
+    not_a_photo = tmp_path / "lesion.jpg"
+    not_a_photo.write_text("this is a text file with a .jpg name\n")
+    context, page = new_page(browser, phone, server)
+    page.goto("/")
+    page.locator("#gallery-file").set_input_files(str(not_a_photo))
+    page.locator("#error").wait_for(state="visible")
+    assert page.locator("#error-text").inner_text() == api.NOT_AN_IMAGE
+    assert page.locator("#capture-view").is_visible()  # straight back to taking a photo
+    assert page.locator("#result-view").is_hidden()
+    context.close()
+
+
+def test_unreachable_server_is_explained(browser, phone, server):
+    context, page = new_page(browser, phone, server)
+    page.goto("/")
+    page.route("**/api/predict", lambda route: route.abort("connectionrefused"))
+    page.locator("#gallery-file").set_input_files(
+        files=[{"name": "a.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff"}]
+    )
+    page.locator("#error").wait_for(state="visible")
+    assert "Cannot reach the LesionLite server" in page.locator("#error-text").inner_text()
+    assert page.locator("#offline-notice").is_visible()
+    context.close()
+
+
+def test_installable_with_no_errors(playwright_instance, chromium_path, browser_args, server, tmp_path):
+    context = playwright_instance.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=chromium_path, args=browser_args, base_url=server.base_url
+    )
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto("/")
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        cdp = context.new_cdp_session(page)
+        assert cdp.send("Page.getInstallabilityErrors") == {"installabilityErrors": []}
+        manifest = cdp.send("Page.getAppManifest")
+        assert manifest["errors"] == []
+        assert json.loads(manifest["data"])["short_name"] == "LesionLite"
+    finally:
+        context.close()
+
+
+def _controlled_page(browser, phone, server, **options):
+    context, page = new_page(browser, phone, server, **options)
+    page.goto("/")
+    return context, page
+
+
+def test_offline_reload_is_served_by_the_service_worker(browser, phone, server):
+    context, page = _controlled_page(browser, phone, server)
+    wait_in_page(page, "navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    response = page.reload()
+    assert response is not None and response.from_service_worker
+    assert page.locator("h1").inner_text() == "LesionLite"
+    page.locator("#offline-notice").wait_for(state="visible")
+    assert "runs on the server or kiosk" in page.locator("#offline-notice").inner_text()
+    # A page that was never cached gets the offline page, which says the same.
+    page.goto("/never-visited")
+    assert "runs on the server or kiosk" in page.locator("#offline-page").inner_text()
+    # The API is never answered from a cache.
+    assert page.evaluate("fetch('/healthz').then(() => 'answered', () => 'failed')") == "failed"
+    context.close()
+
+
+def test_without_the_service_worker_an_offline_reload_fails(browser, phone, server):
+    from playwright.sync_api import Error
+
+    context, page = _controlled_page(browser, phone, server, service_workers="block")
+    context.set_offline(True)
+    with pytest.raises(Error, match="ERR_INTERNET_DISCONNECTED"):
+        page.reload()
+    context.close()
+
+
+def test_service_worker_never_caches_the_api(browser, phone, server, sample_images):
+    context, page = _controlled_page(browser, phone, server, permissions=["camera"])
+    wait_in_page(page, "navigator.serviceWorker.controller !== null")
+    page.locator("#gallery-file").set_input_files(str(sample_images[2]))
+    page.locator("#result-view").wait_for(state="visible")
+    page.evaluate("fetch('/api/model').then(r => r.json())")
+    cached = page.evaluate(
+        """async () => {
+            const urls = [];
+            for (const name of await caches.keys()) {
+                for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+            }
+            return urls.map((url) => new URL(url).pathname);
+        }"""
+    )
+    assert "/" in cached and "/static/app.js" in cached and "/offline.html" in cached
+    assert not [path for path in cached if path.startswith("/api") or path == "/healthz"]
+    status, _, _ = http("GET", f"{server.base_url}/sw.js")
+    assert status == 200
+    context.close()
