@@ -9,7 +9,7 @@ DEMO_DATA := demo-data
 DEMO_RUN := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps demo demo-data demo-train test lint bench clean
+.PHONY: help setup system-deps demo demo-data demo-train demo-export test lint bench clean
 
 help:
 	@echo "make demo   - set up, make synthetic data, train, export, benchmark and serve the demo model"
@@ -33,12 +33,27 @@ system-deps:
 demo-data: setup
 	test -f $(DEMO_DATA)/HAM10000_metadata.csv || $(PY) -m training.synthetic $(DEMO_DATA) --images 1400 --seed 7
 
+# Training resumes an interrupted run and only re-evaluates a finished one.
 demo-train: demo-data
 	$(PY) -m training --data $(DEMO_DATA) --out $(DEMO_RUN) --config demo
 
-demo: demo-train
+$(DEMO_RUN)/bundle/manifest.json: $(DEMO_RUN)/metrics.json
+	$(PY) -m export $(DEMO_RUN)
+
+demo-export: demo-train
+	$(MAKE) --no-print-directory $(DEMO_RUN)/bundle/manifest.json
+
+bench: demo-export
+	mkdir -p bench
+	$(PY) -m edge bench $(DEMO_RUN)/bundle --data $(DEMO_DATA) --split $(DEMO_RUN)/split.csv --threads 1,2 \
+		--json bench/edge.json --png bench/edge.png --keras-baseline
+
+demo: bench
+	@echo "Serving the demo PWA (int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
+	$(PY) -m pwa --bundle $(DEMO_RUN)/bundle --variant int8 --host 127.0.0.1 --port 8000
 
 test: setup system-deps
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: setup
