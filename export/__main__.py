@@ -19,7 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from export.quantize import VARIANTS
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep C++ info logs quiet
+
+from export.quantize import VARIANTS  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -115,7 +117,6 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from export.build import ExportError
 
     try:

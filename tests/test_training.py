@@ -77,7 +77,7 @@ def test_evaluate_cli_on_an_unfinished_run(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     result = run_module("training.evaluate", str(tmp_path), check=False)
     assert result.returncode == 2
-    assert "is not a finished run: model.keras, split.csv missing" in result.stderr
+    assert "is not a finished run: model.keras, split.csv, run.json missing" in result.stderr
 
 
 def _epochs(run) -> list[int]:

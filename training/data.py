@@ -146,7 +146,7 @@ def _cache_key(records: list[Record], size: int) -> str:
     h = hashlib.sha256(f"{PREPROCESSING_NAME}:{size}".encode())
     for r in records:
         stat = r.path.stat()
-        h.update(f"{r.image_id}:{r.path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        h.update(f"{r.image_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())  # not the path: relative or absolute, same cache
     return h.hexdigest()[:20]
 
 

@@ -21,7 +21,7 @@ from sklearn import metrics as skm
 
 from edge.labels import CODES, DISCLAIMER, MELANOMA, NAMES
 
-RUN_FILES = ("model.keras", "config.json", "split.csv")
+RUN_FILES = ("model.keras", "config.json", "split.csv", "run.json")
 
 
 class RunError(ValueError):
@@ -126,11 +126,13 @@ def _ci(pair: list[float]) -> str:
     return f"{_pct(pair[0])}–{_pct(pair[1])}"
 
 
-def write_report(run_dir: Path, m: dict) -> None:
+def write_report(run_dir: Path, m: dict, config, data_dir: Path) -> None:
     """report.md: the figures a clinician-minded reader asks for, with their uncertainty."""
     lines = [
         f"# LesionLite evaluation: {run_dir.name}", "",
         f"> {DISCLAIMER}", "",
+        f"Model: MobileNet alpha {config.alpha:g} at {config.image_size} px, weights `{config.weights}`, "
+        f"best checkpoint by `{config.monitor}`. Data: `{data_dir}`.", "",
         f"Test split: {m['n_test_images']} images whose lesions appear in no training or validation "
         "image (split by `lesion_id`). Balanced accuracy (mean per-class recall) is the ISIC 2018 "
         "challenge metric; plain accuracy is dominated by the common benign naevi.", "",
@@ -183,10 +185,11 @@ def evaluate_run(run_dir: Path, splits=None, data_dir: Path | None = None) -> di
     run_dir = Path(run_dir)
     check_run(run_dir)
     config = config_mod.load(run_dir / "config.json")
+    info = json.loads((run_dir / "run.json").read_text())
+    data_dir = Path(data_dir or info["data_dir"])
     if splits is None:
-        info = json.loads((run_dir / "run.json").read_text())
         cache = Path(info["cache_dir"]) if info.get("cache_dir") else None
-        splits = load_splits(Path(data_dir or info["data_dir"]), config, run_dir, run_dir / "split.csv", cache)
+        splits = load_splits(data_dir, config, run_dir, run_dir / "split.csv", cache)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     probabilities = model.predict(splits.pixels["test"].astype(np.float32), batch_size=config.batch_size, verbose=0)
     m = compute_metrics(splits.labels["test"], probabilities)
@@ -195,7 +198,7 @@ def evaluate_run(run_dir: Path, splits=None, data_dir: Path | None = None) -> di
     plot_confusion(m["confusion_matrix"], run_dir / "confusion_matrix.png")
     if (run_dir / "history.csv").is_file():
         plot_curves(run_dir / "history.csv", run_dir / "training_curves.png")
-    write_report(run_dir, m)
+    write_report(run_dir, m, config, data_dir)
     print(summary(m))
     return m
 
