@@ -49,9 +49,11 @@ def y4m_from_image(image: Image.Image, path: Path, frames: int = 3) -> Path:
 
 
 def displayed_percent(probability: float) -> str:
-    """app.js formatPercent: Math.round (half up), "<1%" for a non-zero probability under 0.5%."""
+    """app.js formatPercent: Math.round (half up), then "<1%" and ">99%" at the ends of the scale."""
     percent = math.floor(probability * 100 + 0.5)
-    return "<1%" if percent == 0 and probability > 0 else f"{percent}%"
+    if percent <= 0:
+        return "<1%"
+    return ">99%" if percent >= 100 else f"{percent}%"
 
 
 def uploaded_image(request) -> bytes:

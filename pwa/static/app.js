@@ -16,9 +16,12 @@ let stream = null;
 let previewUrl = null;
 let lastUpload = null;
 
+// A model is never certain: the ends of the scale read "<1%" and ">99%", never 0% or 100%.
 export function formatPercent(probability) {
   const percent = Math.round(probability * 100);
-  return percent === 0 && probability > 0 ? "<1%" : `${percent}%`;
+  if (percent <= 0) return "<1%";
+  if (percent >= 100) return ">99%";
+  return `${percent}%`;
 }
 
 function show(id, visible) {
