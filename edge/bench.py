@@ -12,8 +12,8 @@ float32 on the test split.
 Each variant is measured in a fresh spawned process, so its RSS is its own. Peak RSS is the
 kernel's high-water mark (VmHWM, Linux) taken after the Classifier loaded and classified one
 600x450 JPEG: the footprint of a process serving that variant, before the benchmark's own
-extra interpreters and synthetic photos. The optional Keras row (--keras-baseline) runs in its
-own process too, so this module never imports TensorFlow itself.
+extra interpreters and synthetic photos. The optional Keras row (--keras-baseline) is measured by a
+separate program, `python -m export.keras_baseline`, so edge/ never imports TensorFlow itself.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import importlib.util
 import io
 import json
 import multiprocessing
+import subprocess
 import sys
 import tempfile
 import time
@@ -264,35 +265,18 @@ def measure_variant(job: dict) -> dict:
     return result
 
 
-def measure_keras(job: dict) -> dict:
-    """The optional Keras baseline, in its own process: the only place edge/ touches Keras."""
-    rss_before = rss_mb()
-    start = time.perf_counter()
-    import keras  # deliberately here: edge/ must run where TensorFlow is absent
-
-    import_ms = (time.perf_counter() - start) * 1000.0
-    start = time.perf_counter()
-    model = keras.saving.load_model(job["model"], compile=False)
-    load_ms = (time.perf_counter() - start) * 1000.0
-    batch = job["pixels"][np.newaxis].astype(np.float32)
-    model(batch, training=False)
-    result = {
-        "variant": "keras",
-        "file": "model.keras",
-        "bytes": Path(job["model"]).stat().st_size,
-        "import_ms": import_ms,
-        "load_ms": load_ms,
-        "rss_before_load_mb": rss_before,
-        "peak_rss_mb": peak_rss_mb(),
-    }
-    for _ in range(job["warmup"]):
-        model(batch, training=False)
-    times = [time_ms(lambda: model(batch, training=False)) for _ in range(job["runs"])]
-    result["threads"] = {"default": percentiles(times)}
-    if job["data"]:
-        pixels = np.load(job["data"], mmap_mode="r")
-        result["top1"] = model.predict(pixels, batch_size=32, verbose=0).argmax(axis=1).tolist()
-    return result
+def measure_keras(job: dict, workdir: Path) -> dict:
+    """The optional Keras row, from `python -m export.keras_baseline` in its own process: edge/
+    itself never imports TensorFlow or Keras, so it runs unchanged where they are absent."""
+    np.save(workdir / "keras-pixels.npy", job["pixels"])
+    spec = {"model": job["model"], "pixels": str(workdir / "keras-pixels.npy"), "data": job["data"],
+            "warmup": job["warmup"], "runs": job["runs"]}
+    (workdir / "keras-job.json").write_text(json.dumps(spec))
+    done = subprocess.run([sys.executable, "-m", "export.keras_baseline", str(workdir / "keras-job.json")],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"the Keras baseline failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout)
 
 
 def in_fresh_process(function, job: dict) -> dict:
@@ -449,10 +433,11 @@ def write_png(results: list[dict], path: Path) -> None:
 
 
 def keras_model_path(bundle_dir: Path) -> Path | None:
-    """../model.keras when TensorFlow and Keras are installed; otherwise None, with a note why."""
+    """../model.keras when TensorFlow, Keras and export/ are installed; otherwise None, with a note why."""
     model = bundle_dir.resolve().parent / "model.keras"
-    if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
-        print("note: TensorFlow/Keras not installed: no Keras baseline", file=sys.stderr)
+    needed = ("tensorflow", "keras", "export.keras_baseline")
+    if any(importlib.util.find_spec(name) is None for name in needed):
+        print("note: TensorFlow/Keras or export/ not installed: no Keras baseline", file=sys.stderr)
         return None
     if not model.is_file():
         print(f"note: {model} not found: no Keras baseline", file=sys.stderr)
@@ -490,7 +475,7 @@ def run(args: argparse.Namespace) -> int:
         model = keras_model_path(args.bundle) if args.keras_baseline else None
         if model:
             pixels = preprocess(jpegs["600x450"], size)
-            results.append(in_fresh_process(measure_keras, {**job, "model": str(model), "pixels": pixels}))
+            results.append(measure_keras({**job, "model": str(model), "pixels": pixels}, Path(tmp)))
     add_comparisons(results, y_true, codes)
     print(markdown_report(results))
     if args.json:

@@ -139,3 +139,17 @@ def test_thread_list_parses_sorts_and_rejects():
 def test_synthetic_photos_are_jpegs_of_the_asked_size():
     with Image.open(io.BytesIO(bench.synthetic_jpeg(4032, 3024))) as photo:
         assert (photo.format, photo.size) == ("JPEG", (4032, 3024))
+
+
+def test_keras_baseline_row_comes_from_a_separate_program(repo_root, tiny_bundle, sample_images, tmp_path):
+    make_ham_folder(tmp_path / "data", sample_images)
+    command = [sys.executable, "-m", "edge", "bench", str(tiny_bundle), "--variants", "float32", "--runs", "3",
+               "--warmup", "1", "--threads", "1", "--data", str(tmp_path / "data"), "--keras-baseline",
+               "--json", str(tmp_path / "bench.json")]  # fmt: skip
+    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "bench.json").read_text())}
+    assert set(rows) == {"float32", "keras"}
+    assert rows["keras"]["threads"]["default"]["p50_ms"] > 0
+    assert rows["keras"]["metrics"]["top1_agreement_float32"] == 1.0  # float32 reproduces Keras
+    assert rows["keras"]["metrics"]["accuracy"] == rows["float32"]["metrics"]["accuracy"]
