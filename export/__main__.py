@@ -19,9 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep C++ info logs quiet
-
-from export.quantize import VARIANTS  # noqa: E402
+from export import VARIANTS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,9 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def chosen_variants(text: str) -> list[str]:
-    from export.build import ExportError
+class ExportError(ValueError):
+    """The export cannot be made or a variant failed verification; the message says which."""
 
+
+def chosen_variants(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown or not names:
@@ -55,29 +55,30 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
     Raises:
         ExportError: unfinished run, label mismatch, missing calibration images, failed verification.
     """
+    from edge.labels import CODES
+    from training.evaluate import RunError, check_run
+
+    try:  # before TensorFlow loads: a wrong path answers at once
+        check_run(run_dir)
+    except RunError as err:
+        raise ExportError(str(err)) from None
     import keras
     import numpy as np
 
-    from edge.labels import CODES
     from export import build, verify
     from training import config as config_mod
     from training.data import DataError
-    from training.evaluate import RunError, check_run
     from training.split import SplitError
     from training.train import load_splits
 
-    try:
-        check_run(run_dir)
-    except RunError as err:
-        raise build.ExportError(str(err)) from None
     labels_file = run_dir / "labels.json"
     labels = [c["code"] for c in json.loads(labels_file.read_text())] if labels_file.is_file() else list(CODES)
     if labels != list(CODES):
-        raise build.ExportError(f"{run_dir / 'labels.json'} lists {labels}; this version expects {list(CODES)}")
+        raise ExportError(f"{run_dir / 'labels.json'} lists {labels}; this version expects {list(CODES)}")
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     width = model.output_shape[-1]
     if width != len(labels):
-        raise build.ExportError(f"the model outputs {width} classes but labels.json lists {len(labels)} labels")
+        raise ExportError(f"the model outputs {width} classes but labels.json lists {len(labels)} labels")
     config = config_mod.load(run_dir / "config.json")
     info = json.loads((run_dir / "run.json").read_text())
     data = Path(data_dir or info["data_dir"])
@@ -85,9 +86,9 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
         splits = load_splits(data, config, run_dir, run_dir / "split.csv",
                              Path(info["cache_dir"]) if info.get("cache_dir") else None)
     except (DataError, SplitError) as err:
-        raise build.ExportError(f"missing calibration and test images: {err} (pass --data DIR)") from None
+        raise ExportError(f"missing calibration and test images: {err} (pass --data DIR)") from None
     if "int8" in variants and len(splits.pixels["train"]) == 0:
-        raise build.ExportError("missing calibration images: the training split is empty")
+        raise ExportError("missing calibration images: the training split is empty")
     calibration = build.choose_calibration(splits.pixels["train"], splits.labels["train"], calibration_images, config.seed)
     print(f"calibration: {len(calibration)} training images; verification: {len(splits.labels['test'])} test images")
 
@@ -103,7 +104,7 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
         keras_balanced = verify.compute_metrics(test_labels, keras_probs)["balanced_accuracy"]
         problems = verify.failures(results, keras_balanced, max_drop, build.FLOAT32_TOLERANCE)
         if problems:
-            raise build.ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems))
+            raise ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems))
         for v in variants:
             entries[v].update(results[v])
         run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
@@ -117,8 +118,7 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from export.build import ExportError
-
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         if args.calibration_images < 1:
             raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")

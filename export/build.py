@@ -30,10 +30,6 @@ RUN_METRIC_KEYS = ("accuracy", "balanced_accuracy", "top2_accuracy", "top3_accur
                    "melanoma_specificity", "roc_auc_macro", "n_test_images")
 
 
-class ExportError(ValueError):
-    """The export cannot be made or a variant failed verification; the message says which."""
-
-
 class PeakMemory:
     """Peak resident memory of this process while the block runs (sampled every 10 ms)."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+from export import VARIANTS
 
 
 @dataclass(frozen=True)
