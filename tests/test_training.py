@@ -156,3 +156,27 @@ def test_unknown_config_name_via_cli(tmp_path):
     result = run_module("training", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--config", "demo",
                         "--set", "nonsense=1", check=False)
     assert result.returncode == 2 and "unknown config key(s) nonsense" in result.stderr
+
+
+def test_oversampling_draws_classes_about_equally():
+    from training.pipeline import training_dataset
+
+    labels = np.array([5] * 300 + [0] * 20 + [1] * 20 + [2] * 20 + [3] * 20 + [4] * 20 + [6] * 20)
+    pixels = np.zeros((len(labels), 8, 8, 3), np.uint8)
+    config = resolve("demo", {"imbalance": "oversample", "image_size": "32", "batch_size": "70"})
+    dataset, steps = training_dataset(pixels, labels, config)
+    assert steps == 6  # an epoch still covers as many images as the training split has
+    drawn = np.concatenate([y.numpy() for _, y in dataset.take(20)])
+    shares = np.bincount(drawn, minlength=7) / len(drawn)
+    assert shares.min() > 0.10 and shares.max() < 0.19, shares  # 1/7 = 0.143 each, not 300/420 naevi
+
+
+def test_balanced_class_weights_equalize_each_class_contribution():
+    from training.pipeline import balanced_class_weights
+
+    labels = np.array([0] * 10 + [1] * 30 + [5] * 60)
+    weights = balanced_class_weights(labels)
+    assert weights[0] == pytest.approx(100 / (3 * 10)) and weights[5] == pytest.approx(100 / (3 * 60))
+    assert weights[2] == 0.0  # an absent class gets no weight rather than a division by zero
+    contributions = {c: weights[c] * np.sum(labels == c) for c in (0, 1, 5)}
+    assert max(contributions.values()) == pytest.approx(min(contributions.values()))
