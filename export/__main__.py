@@ -67,7 +67,7 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
 
     from export import build, verify
     from training import config as config_mod
-    from training.data import DataError
+    from training.data import DataError, load_records
     from training.split import SplitError
     from training.train import load_splits
 
@@ -83,7 +83,7 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
     info = json.loads((run_dir / "run.json").read_text())
     data = Path(data_dir or info["data_dir"])
     try:
-        splits = load_splits(data, config, run_dir, run_dir / "split.csv",
+        splits = load_splits(load_records(data), config, run_dir, run_dir / "split.csv",
                              Path(info["cache_dir"]) if info.get("cache_dir") else None)
     except (DataError, SplitError) as err:
         raise ExportError(f"missing calibration and test images: {err} (pass --data DIR)") from None

@@ -180,3 +180,14 @@ def test_balanced_class_weights_equalize_each_class_contribution():
     assert weights[2] == 0.0  # an absent class gets no weight rather than a division by zero
     contributions = {c: weights[c] * np.sum(labels == c) for c in (0, 1, 5)}
     assert max(contributions.values()) == pytest.approx(min(contributions.values()))
+
+
+def test_reusing_a_run_folder_with_another_config_is_refused(tiny_run, synthetic_data, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    result = run_module("training", "--data", str(synthetic_data), "--out", str(tmp_path / "run"), "--config", "demo",
+                        "--image-size", "64", check=False)
+    assert result.returncode == 2
+    assert "holds a run with another config; choose a new --out" in result.stderr
+    assert "Traceback" not in result.stderr

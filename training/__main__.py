@@ -67,20 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training.config import resolve
-    from training.data import DataError
+    from training.data import DataError, load_records
     from training.evaluate import RunError
-    from training.model import WeightsError
     from training.split import SplitError
 
     try:
         config = resolve(args.config, overrides(args))
         if args.cpu_devices < 1:
             raise ConfigError(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
+        records = load_records(args.data)  # bad data answers before TensorFlow loads
         from training.train import train
 
         train(config, args.data, args.out, split_file=args.split, strategy_name=args.strategy,
-              cpu_devices=args.cpu_devices, cache_dir=args.cache_dir)
-    except (ConfigError, DataError, SplitError, WeightsError, RunError) as err:
+              cpu_devices=args.cpu_devices, cache_dir=args.cache_dir, records=records)
+    except (ConfigError, DataError, SplitError, RunError) as err:  # WeightsError is a ConfigError
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"run folder: {args.out} (report: {args.out / 'report.md'})")

@@ -16,6 +16,10 @@ class ConfigError(ValueError):
     """An unknown configuration name or key, or a value of the wrong kind."""
 
 
+class WeightsError(ConfigError):
+    """The requested pretrained weights cannot be had; the message says what to pass instead."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of one run; the resolved config is saved as config.json in the run folder."""

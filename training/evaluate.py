@@ -180,6 +180,7 @@ def evaluate_run(run_dir: Path, splits=None, data_dir: Path | None = None) -> di
     import keras
 
     from training import config as config_mod
+    from training.data import load_records
     from training.train import load_splits
 
     run_dir = Path(run_dir)
@@ -189,7 +190,7 @@ def evaluate_run(run_dir: Path, splits=None, data_dir: Path | None = None) -> di
     data_dir = Path(data_dir or info["data_dir"])
     if splits is None:
         cache = Path(info["cache_dir"]) if info.get("cache_dir") else None
-        splits = load_splits(data_dir, config, run_dir, run_dir / "split.csv", cache)
+        splits = load_splits(load_records(data_dir), config, run_dir, run_dir / "split.csv", cache)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     probabilities = model.predict(splits.pixels["test"].astype(np.float32), batch_size=config.batch_size, verbose=0)
     m = compute_metrics(splits.labels["test"], probabilities)

@@ -8,14 +8,10 @@ import keras
 from keras import layers, ops
 
 from edge.labels import CODES
-from training.config import TrainConfig
+from training.config import TrainConfig, WeightsError
 
 BASE_NAME = "mobilenet_base"
 FROM_SCRATCH_BN_MOMENTUM = 0.9
-
-
-class WeightsError(RuntimeError):
-    """Pretrained weights cannot be had; the message says what to pass instead."""
 
 
 @keras.saving.register_keras_serializable(package="lesionlite")

@@ -16,7 +16,7 @@ import tensorflow as tf
 from edge.labels import CLASSES
 from training import data as data_mod
 from training import split as split_mod
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.model import build_model, compile_model, set_trainable
 from training.pipeline import balanced_class_weights, eval_dataset, training_dataset
 
@@ -64,10 +64,9 @@ def assign_split(records: list[data_mod.Record], config: TrainConfig, run_dir: P
     return where
 
 
-def load_splits(data_dir: Path, config: TrainConfig, run_dir: Path, split_file: Path | None,
+def load_splits(records: list[data_mod.Record], config: TrainConfig, run_dir: Path, split_file: Path | None,
                 cache_dir: Path | None) -> Splits:
-    """Validate the folder, decode each image once (cached) and divide the pixels by split."""
-    records = data_mod.load_records(data_dir)
+    """Decode each image once (cached) and divide the pixels by split."""
     started = time.perf_counter()
     decoded = data_mod.decode_images(records, config.image_size, cache_dir)
     print(f"decoded {len(decoded.records)} images at {config.image_size} px in {time.perf_counter() - started:.1f} s")
@@ -146,8 +145,12 @@ def fit(config: TrainConfig, splits: Splits, run_dir: Path, strategy: tf.distrib
 
 
 def train(config: TrainConfig, data_dir: Path, run_dir: Path, *, split_file: Path | None = None,
-          strategy_name: str = "default", cpu_devices: int = 1, cache_dir: Path | None = None) -> dict:
-    """Train, keep the best checkpoint, evaluate it on the test split and write the run folder."""
+          strategy_name: str = "default", cpu_devices: int = 1, cache_dir: Path | None = None,
+          records: list[data_mod.Record] | None = None) -> dict:
+    """Train, keep the best checkpoint, evaluate it on the test split and write the run folder.
+
+    `records` are DATA_DIR's validated records when the caller already read them.
+    """
     from training.evaluate import evaluate_run
 
     strategy = make_strategy(strategy_name, cpu_devices)
@@ -155,7 +158,8 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, *, split_file: Pat
     run_dir.mkdir(parents=True, exist_ok=True)
     _save_run_info(config, run_dir, data_dir, cache_dir)
     keras.utils.set_random_seed(config.seed)
-    splits = load_splits(data_dir, config, run_dir, split_file, cache_dir)
+    records = records if records is not None else data_mod.load_records(data_dir)
+    splits = load_splits(records, config, run_dir, split_file, cache_dir)
     print(split_mod.summary(
         [{"dx": r.dx, "lesion_id": r.lesion_id} for s in split_mod.SPLITS for r in splits.records[s]],
         [s for s in split_mod.SPLITS for _ in splits.records[s]]))
@@ -172,7 +176,7 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, *, split_file: Pat
 def _save_run_info(config: TrainConfig, run_dir: Path, data_dir: Path, cache_dir: Path | None) -> None:
     saved = run_dir / "config.json"
     if saved.is_file() and json.loads(saved.read_text()) != json.loads(config.to_json()):
-        raise ValueError(f"{run_dir} holds a run with another config; choose a new --out or delete it")
+        raise ConfigError(f"{run_dir} holds a run with another config; choose a new --out or delete it")
     saved.write_text(config.to_json() + "\n")
     (run_dir / "labels.json").write_text(json.dumps([{"code": c, "name": n} for c, n in CLASSES], indent=2) + "\n")
     info = {"data_dir": str(Path(data_dir).resolve()), "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None}
