@@ -33,15 +33,17 @@ system-deps:
 demo-data: setup
 	test -f $(DEMO_DATA)/HAM10000_metadata.csv || $(PY) -m training.synthetic $(DEMO_DATA) --images 1400 --seed 7
 
-# Training resumes an interrupted run and only re-evaluates a finished one.
-demo-train: demo-data
+# Trains only when the run has no metrics yet; an interrupted run resumes from its last epoch.
+$(DEMO_RUN)/metrics.json: | demo-data
 	$(PY) -m training --data $(DEMO_DATA) --out $(DEMO_RUN) --config demo
 
 $(DEMO_RUN)/bundle/manifest.json: $(DEMO_RUN)/metrics.json
 	$(PY) -m export $(DEMO_RUN)
 
-demo-export: demo-train
-	$(MAKE) --no-print-directory $(DEMO_RUN)/bundle/manifest.json
+demo-train: $(DEMO_RUN)/metrics.json
+	@cat $(DEMO_RUN)/report.md | sed -n '/^| metric/,/^$$/p'
+
+demo-export: demo-train $(DEMO_RUN)/bundle/manifest.json
 
 bench: demo-export
 	mkdir -p bench
