@@ -14,8 +14,9 @@ _EXPORTS = {
     "Classifier": "edge.classifier",
     "Prediction": "edge.classifier",
     "top_k": "edge.classifier",
-    "BundleError": "edge.bundle",
-    "ImageError": "edge.preprocess",
+    "BundleError": "edge.errors",
+    "ImageError": "edge.errors",
+    "LesionLiteError": "edge.errors",
 }
 __all__ = sorted(_EXPORTS)
 

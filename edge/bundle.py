@@ -10,14 +10,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from edge.errors import BundleError
 from edge.preprocess import PREPROCESSING_NAME
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-
-
-class BundleError(Exception):
-    """The bundle folder is missing, inconsistent or corrupt (message says which and why)."""
 
 
 def load_manifest(bundle_dir: str | Path) -> dict:

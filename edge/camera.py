@@ -12,11 +12,8 @@ import sys
 import time
 
 from edge.classifier import Classifier, Prediction
+from edge.errors import CameraError
 from edge.labels import DISCLAIMER
-
-
-class CameraError(Exception):
-    """The camera cannot be opened, read, or its frame saved (message says which)."""
 
 
 def device_arg(text: str) -> int | str:

@@ -94,8 +94,8 @@ class Classifier:
     One shared instance may be used from any number of threads.
     """
 
-    def __init__(self, bundle_dir: str | Path, variant: str = "int8", num_threads: int | None = None):
-        """Load and verify a bundle variant.
+    def __init__(self, bundle_dir: str | Path, variant: str | None = None, num_threads: int | None = None):
+        """Load and verify a bundle variant (None: the bundle's default_variant).
 
         Raises:
             BundleError: folder or manifest missing, manifest not JSON, unknown schema version,
@@ -104,8 +104,8 @@ class Classifier:
         """
         self.bundle_dir = Path(bundle_dir)
         self.manifest = bundle.load_manifest(self.bundle_dir)
-        self.variant = variant
-        self.variant_info = bundle.variant_info(self.manifest, variant)
+        self.variant = variant or self.manifest["default_variant"]
+        self.variant_info = bundle.variant_info(self.manifest, self.variant)
         self.sha256 = self.variant_info["sha256"]
         self.labels = bundle.labels_of(self.manifest)
         self.input_size = int(self.manifest["input"]["size"])

@@ -13,6 +13,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from edge.errors import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
+
 PREPROCESSING_NAME = "lesionlite-v1"
 PREPROCESSING_DESCRIPTION = (
     "EXIF orientation applied; converted to RGB (alpha dropped, grey expanded, CMYK converted); "
@@ -26,22 +28,6 @@ DRAFT_OVERSAMPLE = 2
 MAX_PIXELS = 64_000_000
 
 ImageSource = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
-
-
-class ImageError(ValueError):
-    """The input cannot be read as an image (message says why)."""
-
-
-class UnsupportedImageError(ImageError):
-    """Not an image, or a format Pillow cannot decode here (HEIC, for one)."""
-
-
-class CorruptImageError(ImageError):
-    """A known format whose data is truncated or damaged, or an empty input."""
-
-
-class ImageTooLargeError(ImageError):
-    """More pixels than MAX_PIXELS: refused before decoding (decompression-bomb guard)."""
 
 
 def open_image(source: ImageSource) -> Image.Image:
