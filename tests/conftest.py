@@ -110,6 +110,17 @@ def tiny_bundle(tiny_run) -> Path:
 
 
 @pytest.fixture(scope="session")
+def random_bundle() -> Path:
+    """All four variants of an untrained alpha-0.25, 96 px MobileNet (about 30 s, no training).
+
+    For tests of the bundle's shape, the API, the CLI and the browser flows; never for accuracy.
+    """
+    key = code_hash("export", "edge", "training/model.py", "training/config.py", "tests/random_bundle.py")
+    return _built(ARTIFACTS / f"random-bundle-{key}",
+                  lambda tmp: run_module("tests.random_bundle", str(tmp / "bundle"))) / "bundle"
+
+
+@pytest.fixture(scope="session")
 def test_split_images(tiny_run, synthetic_data) -> list[tuple[Path, str]]:
     """(path, true code) of every test-split image of the tiny run."""
     with (tiny_run / "split.csv").open(newline="") as fh:
