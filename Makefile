@@ -51,8 +51,8 @@ bench: demo-export
 		--json bench/edge.json --png bench/edge.png --keras-baseline
 
 demo: bench
-	@echo "Serving the demo PWA (int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
-	$(PY) -m pwa --bundle $(DEMO_RUN)/bundle --variant int8 --host 127.0.0.1 --port 8000
+	@echo "Serving the demo PWA (the bundle's default variant, int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
+	$(PY) -m pwa --bundle $(DEMO_RUN)/bundle --host 127.0.0.1 --port 8000
 
 test: setup system-deps
 	$(PY) -m ruff check .

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="bundle folder (runs/NAME/bundle)")
     parser.add_argument("--device", type=device_arg, default=0, help="camera index, video file or URL")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between classified frames")
-    parser.add_argument("--variant", default="int8", help="model variant in the bundle")
+    parser.add_argument("--variant", default=None, help="model variant in the bundle (default: the bundle's default_variant)")
     parser.add_argument("--save-last", default=None, help="write the last classified frame to this JPEG path")
     parser.add_argument(
         "--frames", type=int, default=0, help="stop after this many frames (0: run until Ctrl-C)"

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from edge import bundle
-from edge.bundle import BundleError
+from edge.bundle import read_verified_model
+from edge.errors import BundleError
+from edge.manifest import Manifest
 from edge.preprocess import ImageSource, preprocess
 
 
@@ -103,13 +104,13 @@ class Classifier:
                 model not loadable by LiteRT, or label count different from the model output width.
         """
         self.bundle_dir = Path(bundle_dir)
-        self.manifest = bundle.load_manifest(self.bundle_dir)
-        self.variant = variant or self.manifest["default_variant"]
-        self.variant_info = bundle.variant_info(self.manifest, self.variant)
-        self.sha256 = self.variant_info["sha256"]
-        self.labels = bundle.labels_of(self.manifest)
-        self.input_size = int(self.manifest["input"]["size"])
-        model = bundle.read_verified_model(self.bundle_dir, self.variant_info)
+        self.manifest = Manifest.load(self.bundle_dir)
+        self.variant = variant or self.manifest.default_variant
+        self.variant_info = self.manifest.variant(self.variant)
+        self.sha256 = self.variant_info.sha256
+        self.labels = self.manifest.labels
+        self.input_size = self.manifest.input_size
+        model = read_verified_model(self.bundle_dir, self.variant_info)
         self._interpreter = self._load_interpreter(model, num_threads)
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
@@ -121,11 +122,11 @@ class Classifier:
             interpreter = Interpreter(model_content=model, num_threads=num_threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
-            raise BundleError(f"{self.variant_info['file']}: LiteRT cannot load it: {err}") from None
+            raise BundleError(f"{self.variant_info.file}: LiteRT cannot load it: {err}") from None
         return interpreter
 
     def _check_shapes(self) -> None:
-        name = self.variant_info["file"]
+        name = self.variant_info.file
         expected_input = [1, self.input_size, self.input_size, 3]
         if list(self._input["shape"]) != expected_input:
             raise BundleError(

@@ -16,15 +16,12 @@ import sys
 from pathlib import Path
 
 from edge import bench, camera
-from edge.bundle import BundleError
 from edge.classifier import Classifier
+from edge.errors import ImageError, run_cli
 from edge.labels import DISCLAIMER
-from edge.preprocess import ImageError
 
 # Files a folder argument contributes; anything else in the folder is skipped with a note.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-# Errors that mean "this input or bundle is wrong", reported in one line without a traceback.
-USER_ERRORS = (BundleError, ImageError, camera.CameraError, bench.BenchError)
 
 
 def positive_int(text: str) -> int:
@@ -48,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("bundle", type=Path, help="bundle folder (runs/NAME/bundle)")
     classify.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
-    classify.add_argument("--variant", default="int8", help="model variant in the bundle")
+    classify.add_argument("--variant", default=None, help="model variant in the bundle (default: the bundle's default_variant)")
     classify.add_argument("--top-k", type=positive_int, default=7, help="classes shown per image")
     classify.add_argument("--json", action="store_true", help="print JSON instead of tables")
     classify.add_argument("--threads", type=positive_int, default=1, help="LiteRT interpreter threads")
@@ -97,8 +94,7 @@ def run_classify(args: argparse.Namespace) -> int:
             continue
         results.append({"image": str(path), "predictions": [p.to_dict() for p in predictions]})
     if not results:
-        print("error: no image could be classified", file=sys.stderr)
-        return 1
+        raise ImageError("no image could be classified")
     if args.json:
         print(json.dumps(results, indent=2))
         print(DISCLAIMER, file=sys.stderr)  # stdout stays valid JSON; the warning still shows
@@ -118,12 +114,10 @@ def format_tables(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return args.run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog="python -m edge")

@@ -13,12 +13,12 @@ balanced accuracy falls more than --max-drop points below float32.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import shutil
-import sys
 from pathlib import Path
 
+from edge.errors import UsageError, run_cli
 from export import VARIANTS
 
 
@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class ExportError(ValueError):
+class ExportError(UsageError):
     """The export cannot be made or a variant failed verification; the message says which."""
 
 
@@ -48,69 +48,75 @@ def chosen_variants(text: str) -> list[str]:
     return [v for v in VARIANTS if v in names]
 
 
+def _load(run, data_dir: Path | None):
+    """The run's model and splits, checked against the labels this version knows."""
+    from edge.labels import CODES
+    from training.data import DataError
+    from training.dataset import load_run_splits
+    from training.split import SplitError
+
+    labels = run.label_codes()
+    if labels != list(CODES):
+        raise ExportError(f"{run.path / 'labels.json'} lists {labels}; this version expects {list(CODES)}")
+    model = run.load_model()
+    if model.output_shape[-1] != len(labels):
+        raise ExportError(f"the model outputs {model.output_shape[-1]} classes but labels.json lists {len(labels)} labels")
+    try:
+        splits = load_run_splits(run, data_dir)
+    except (DataError, SplitError) as err:
+        raise ExportError(f"missing calibration and test images: {err} (pass --data DIR)") from None
+    return model, splits
+
+
+def _verify(model, splits, staging: Path, entries: dict, max_drop: float, batch_size: int) -> dict:
+    """Each variant's metrics through the edge runtime; raises ExportError when one fails."""
+    import numpy as np
+
+    from export import build, verify
+
+    test_pixels, test_labels = splits.pixels["test"], splits.labels["test"]
+    keras_probs = model.predict(test_pixels.astype(np.float32), batch_size=batch_size, verbose=0)
+    results = {v: verify.variant_metrics(test_labels, verify.litert_probabilities(staging, v, test_pixels), keras_probs)
+               for v in entries}
+    print(verify.table(results, entries))
+    keras_balanced = verify.compute_metrics(test_labels, keras_probs)["balanced_accuracy"]
+    problems = verify.failures(results, keras_balanced, max_drop, build.FLOAT32_TOLERANCE)
+    if problems:
+        raise ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems))
+    return results
+
+
 def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_drop: float,
-               data_dir: Path | None = None) -> dict:
+               data_dir: Path | None = None):
     """Convert, verify and publish runs/NAME/bundle; return the manifest.
 
     Raises:
         ExportError: unfinished run, label mismatch, missing calibration images, failed verification.
     """
-    from edge.labels import CODES
-    from training.evaluate import RunError, check_run
+    from training.run import RunDir
 
-    try:  # before TensorFlow loads: a wrong path answers at once
-        check_run(run_dir)
-    except RunError as err:
-        raise ExportError(str(err)) from None
-    import keras
-    import numpy as np
+    run = RunDir(run_dir)
+    run.check_finished()  # before TensorFlow loads: a wrong path answers at once
+    from export import build
 
-    from export import build, verify
-    from training import config as config_mod
-    from training.data import DataError, load_records
-    from training.split import SplitError
-    from training.train import load_splits
-
-    labels_file = run_dir / "labels.json"
-    labels = [c["code"] for c in json.loads(labels_file.read_text())] if labels_file.is_file() else list(CODES)
-    if labels != list(CODES):
-        raise ExportError(f"{run_dir / 'labels.json'} lists {labels}; this version expects {list(CODES)}")
-    model = keras.models.load_model(run_dir / "model.keras", compile=False)
-    width = model.output_shape[-1]
-    if width != len(labels):
-        raise ExportError(f"the model outputs {width} classes but labels.json lists {len(labels)} labels")
-    config = config_mod.load(run_dir / "config.json")
-    info = json.loads((run_dir / "run.json").read_text())
-    data = Path(data_dir or info["data_dir"])
-    try:
-        splits = load_splits(load_records(data), config, run_dir, run_dir / "split.csv",
-                             Path(info["cache_dir"]) if info.get("cache_dir") else None)
-    except (DataError, SplitError) as err:
-        raise ExportError(f"missing calibration and test images: {err} (pass --data DIR)") from None
+    model, splits = _load(run, data_dir)
+    config = run.config()
     if "int8" in variants and len(splits.pixels["train"]) == 0:
         raise ExportError("missing calibration images: the training split is empty")
     calibration = build.choose_calibration(splits.pixels["train"], splits.labels["train"], calibration_images, config.seed)
     print(f"calibration: {len(calibration)} training images; verification: {len(splits.labels['test'])} test images")
-
-    staging = build.staging_dir(run_dir)
+    staging = build.staging_dir(run.path)
     try:
         entries = build.convert_all(model, variants, calibration, staging)
-        build.write_manifest(staging, build.manifest_for(run_dir, config.image_size, entries, {}, {}))
-        test_pixels, test_labels = splits.pixels["test"], splits.labels["test"]
-        keras_probs = model.predict(test_pixels.astype(np.float32), batch_size=config.batch_size, verbose=0)
-        results = {v: verify.variant_metrics(test_labels, verify.litert_probabilities(staging, v, test_pixels), keras_probs)
-                   for v in variants}
-        print(verify.table(results, entries))
-        keras_balanced = verify.compute_metrics(test_labels, keras_probs)["balanced_accuracy"]
-        problems = verify.failures(results, keras_balanced, max_drop, build.FLOAT32_TOLERANCE)
-        if problems:
-            raise ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems))
-        for v in variants:
-            entries[v].update(results[v])
-        run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-        manifest = build.manifest_for(run_dir, config.image_size, entries, json.loads(config.to_json()), run_metrics)
-        build.write_manifest(staging, manifest)
-        build.swap_into_place(staging, run_dir / "bundle")
+        build.manifest_for(run.name, config.image_size, entries, {}).write(staging)
+        results = _verify(model, splits, staging, entries, max_drop, config.batch_size)
+        verified = {v: dataclasses.replace(e, metrics=results[v]) for v, e in entries.items()}
+        metrics = run.metrics()
+        source = {"path": str(run.path), "config": dataclasses.asdict(config),
+                  "metrics": {k: metrics[k] for k in build.RUN_METRIC_KEYS if k in metrics}}
+        manifest = build.manifest_for(run.name, config.image_size, verified, source)
+        manifest.write(staging)
+        build.swap_into_place(staging, run.bundle)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
@@ -119,19 +125,16 @@ def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        if args.calibration_images < 1:
-            raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")
-        if args.max_drop < 0:
-            raise ExportError(f"--max-drop must not be negative, got {args.max_drop}")
-        variants = chosen_variants(args.variants)
-        export_run(args.run, variants, args.calibration_images, args.max_drop, args.data)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"bundle: {args.run / 'bundle'} ({', '.join(variants)}; every variant verified)")
+    if args.calibration_images < 1:
+        raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")
+    if args.max_drop < 0:
+        raise ExportError(f"--max-drop must not be negative, got {args.max_drop}")
+    variants = chosen_variants(args.variants)
+    manifest = export_run(args.run, variants, args.calibration_images, args.max_drop, args.data)
+    print(f"bundle: {args.run / 'bundle'} ({', '.join(variants)}; default {manifest.default_variant}; "
+          "every variant verified)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="python -m export"))

@@ -6,8 +6,6 @@ variant passed verification, so a failed or interrupted export leaves the previo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -19,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from edge.bundle import MANIFEST_NAME, SCHEMA_VERSION
+from edge.bundle import sha256_hex
 from edge.labels import CLASSES, CODES
-from edge.preprocess import PREPROCESSING_DESCRIPTION, PREPROCESSING_NAME
+from edge.manifest import Manifest, Quantization, Variant
 from export.quantize import recipe
 
 # float32 must reproduce Keras: anything above this is a conversion bug, not rounding.
@@ -63,10 +61,6 @@ def choose_calibration(pixels: np.ndarray, labels: np.ndarray, n: int, seed: int
     return pixels[np.sort(chosen)]
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _io_details(path: Path) -> dict:
     """Input/output dtypes and quantization parameters, as LiteRT reads them."""
     from ai_edge_litert.interpreter import Interpreter
@@ -76,37 +70,30 @@ def _io_details(path: Path) -> dict:
     for side, tensor in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):
         scale, zero_point = tensor["quantization"]
         details[f"{side}_dtype"] = np.dtype(tensor["dtype"]).name
-        details[f"{side}_quantization"] = {"scale": float(scale), "zero_point": int(zero_point)} if scale else None
+        details[f"{side}_quantization"] = Quantization(float(scale), int(zero_point)) if scale else None
     return details
 
 
-def variant_entry(path: Path, conversion: dict) -> dict:
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_of(path), **_io_details(path),
-            "conversion": conversion}
+def variant_entry(path: Path, conversion: dict) -> Variant:
+    content = path.read_bytes()
+    return Variant(file=path.name, bytes=len(content), sha256=sha256_hex(content), **_io_details(path),
+                   conversion=conversion)
 
 
-def manifest_for(run_dir: Path, image_size: int, variants: dict[str, dict], config: dict, run_metrics: dict) -> dict:
-    """The self-describing manifest (DESIGN.md, "The bundle")."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "labels": [{"code": c, "name": n} for c, n in CLASSES],
-        "input": {"size": image_size, "channels": 3,
-                  "dtype": "raw RGB 0-255 (normalization to [-1, 1] is inside the model)"},
-        "preprocessing": PREPROCESSING_NAME,
-        "preprocessing_description": PREPROCESSING_DESCRIPTION.replace("SIZE", str(image_size)),
-        "default_variant": "int8" if "int8" in variants else next(iter(variants)),
-        "variants": variants,
-        "source_run": {"name": run_dir.name, "path": str(run_dir), "config": config,
-                       "metrics": {k: run_metrics[k] for k in RUN_METRIC_KEYS if k in run_metrics}},
-    }
+def default_variant(variants: dict) -> str:
+    """Full int8 when exported (fastest on a Pi's CPU, verified against float32), else the first."""
+    return "int8" if "int8" in variants else next(iter(variants))
 
 
-def write_manifest(folder: Path, manifest: dict) -> None:
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+def manifest_for(source_name: str, image_size: int, variants: dict[str, Variant], source_run: dict) -> Manifest:
+    """The self-describing manifest (ARCHITECTURE.md, "The bundle")."""
+    return Manifest(labels=tuple(CLASSES), input_size=image_size, variants=variants,
+                    default_variant=default_variant(variants),
+                    created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    source_run={"name": source_name, **source_run})
 
 
-def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path, log=print) -> dict[str, dict]:
+def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path, log=print) -> dict[str, Variant]:
     """Write WORK/<variant>.tflite for each variant; return manifest entries without metrics."""
     saved_model = work / "saved_model"
     model.export(str(saved_model), verbose=False)

@@ -6,7 +6,7 @@ import numpy as np
 
 from edge.classifier import Classifier
 from edge.labels import CODES
-from training.evaluate import compute_metrics
+from training.metrics import compute_metrics
 
 
 def litert_probabilities(bundle_dir, variant: str, pixels: np.ndarray) -> np.ndarray:
@@ -52,16 +52,16 @@ def failures(results: dict[str, dict], reference_balanced_accuracy: float, max_d
     return problems
 
 
-def table(results: dict[str, dict], entries: dict[str, dict]) -> str:
+def table(results: dict[str, dict], entries: dict) -> str:
     """The verification table, Markdown."""
     head = ("| variant | size | vs float32 | accuracy | balanced acc. | melanoma recall | top-1 agreement "
             "| max abs. prob. diff |\n|---|---:|---:|---:|---:|---:|---:|---:|")
-    float_bytes = entries.get("float32", {}).get("bytes")
+    float_bytes = entries["float32"].bytes if "float32" in entries else None
     lines = [head]
     for name, e in entries.items():
         r = results[name]
-        ratio = f"{e['bytes'] / float_bytes:.0%}" if float_bytes else "-"
-        lines.append(f"| {name} | {e['bytes'] / 1024:.0f} KiB | {ratio} | {r['accuracy']:.1%} | "
+        ratio = f"{e.bytes / float_bytes:.0%}" if float_bytes else "-"
+        lines.append(f"| {name} | {e.bytes / 1024:.0f} KiB | {ratio} | {r['accuracy']:.1%} | "
                      f"{r['balanced_accuracy']:.1%} | {r['melanoma_sensitivity']:.1%} | {r['top1_agreement']:.1%} "
                      f"| {r['max_probability_difference']:.2e} |")
     return "\n".join(lines)

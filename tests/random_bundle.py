@@ -36,7 +36,7 @@ def build(out: Path, variants: list[str]) -> Path:
     calibration = rng.integers(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     out.mkdir(parents=True, exist_ok=True)
     entries = bundle_build.convert_all(model, variants, calibration, out, log=lambda *_: None)
-    bundle_build.write_manifest(out, bundle_build.manifest_for(out, IMAGE_SIZE, entries, {}, {}))
+    bundle_build.manifest_for("random-weights", IMAGE_SIZE, entries, {}).write(out)
     return out
 
 

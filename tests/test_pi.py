@@ -29,7 +29,7 @@ KIOSK_UNIT = PI / "lesionlite-kiosk.service"
 KIOSK_DESKTOP = PI / "lesionlite-kiosk.desktop"
 INSTALLER = PI / "install.sh"
 SERVER_COMMAND = (
-    "/opt/lesionlite/.venv/bin/python -m pwa --bundle /opt/lesionlite/bundle --variant int8 "
+    "/opt/lesionlite/.venv/bin/python -m pwa --bundle /opt/lesionlite/bundle "
     "--host 0.0.0.0 --port 8000"
 )
 KIOSK_URL = "http://localhost:8000/"

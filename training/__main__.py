@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import fields
 from pathlib import Path
 
+from edge.errors import run_cli
 from training.config import NAMED, ConfigError, TrainConfig
 
 # The common knobs get their own flags; any other config key goes through --set KEY=VALUE.
@@ -67,25 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training.config import resolve
-    from training.data import DataError, load_records
-    from training.evaluate import RunError
-    from training.split import SplitError
+    from training.data import load_records
 
-    try:
-        config = resolve(args.config, overrides(args))
-        if args.cpu_devices < 1:
-            raise ConfigError(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
-        records = load_records(args.data)  # bad data answers before TensorFlow loads
-        from training.train import train
+    config = resolve(args.config, overrides(args))
+    if args.cpu_devices < 1:
+        raise ConfigError(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
+    records = load_records(args.data)  # bad data answers before TensorFlow loads
+    from training.train import train
 
-        train(config, args.data, args.out, split_file=args.split, strategy_name=args.strategy,
-              cpu_devices=args.cpu_devices, cache_dir=args.cache_dir, records=records)
-    except (ConfigError, DataError, SplitError, RunError) as err:  # WeightsError is a ConfigError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    train(config, args.data, args.out, split_file=args.split, strategy_name=args.strategy,
+          cpu_devices=args.cpu_devices, cache_dir=args.cache_dir, records=records)
     print(f"run folder: {args.out} (report: {args.out / 'report.md'})")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="python -m training"))

@@ -11,8 +11,10 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from edge.errors import UsageError
 
-class ConfigError(ValueError):
+
+class ConfigError(UsageError):
     """An unknown configuration name or key, or a value of the wrong kind."""
 
 

@@ -10,77 +10,74 @@ Two layouts are read:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from edge.errors import ImageError, UsageError
 from edge.labels import CODES
-from edge.preprocess import PREPROCESSING_NAME, ImageError, preprocess
+from edge.preprocess import PREPROCESSING_NAME, preprocess
 
 KAGGLE_METADATA = "HAM10000_metadata.csv"
 ISIC_GROUND_TRUTH = "ISIC2018_Task3_Training_GroundTruth.csv"
 ISIC_GROUPINGS = "ISIC2018_Task3_Training_LesionGroupings.csv"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Columns every records table has; the Kaggle metadata may add age, sex, localization, dx_type.
+RECORD_COLUMNS = ["image_id", "lesion_id", "dx", "path"]
 # More unreadable images than this share means the copy is damaged: abort rather than train on it.
 MAX_CORRUPT_SHARE = 0.01
 
 
-class DataError(ValueError):
+class DataError(UsageError):
     """The dataset folder cannot be used; the message says what is wrong and where."""
 
 
-@dataclass(frozen=True)
-class Record:
-    image_id: str
-    lesion_id: str
-    dx: str
-    path: Path
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        # Ids stay strings; "utf-8-sig" drops the byte-order mark some spreadsheet exports add.
+        return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str, "dx": str, "image": str},
+                           encoding="utf-8-sig", keep_default_na=False, na_values={"age": [""]})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not a readable CSV table: {err}") from None
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        return list(csv.DictReader(fh))
-
-
-def read_kaggle_metadata(path: Path) -> list[dict[str, str]]:
-    """Rows of HAM10000_metadata.csv, checked for the columns the pipeline needs."""
+def read_kaggle_metadata(path: Path) -> pd.DataFrame:
+    """HAM10000_metadata.csv, checked for the columns the pipeline needs."""
     rows = _read_csv(path)
-    if not rows:
+    if rows.empty:
         raise DataError(f"{path} has no rows")
-    missing = {"lesion_id", "image_id", "dx"} - set(rows[0])
+    missing = {"lesion_id", "image_id", "dx"} - set(rows.columns)
     if missing:
         raise DataError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
     return rows
 
 
-def read_isic_ground_truth(path: Path, groupings: Path | None) -> list[dict[str, str]]:
-    """Rows in the Kaggle shape from the ISIC 2018 one-hot ground truth (+ lesion groupings)."""
-    rows = _read_csv(path)
+def read_isic_ground_truth(path: Path, groupings: Path | None) -> pd.DataFrame:
+    """The ISIC 2018 one-hot ground truth (+ lesion groupings) in the Kaggle metadata's shape."""
+    truth = _read_csv(path)
     columns = [c.upper() for c in CODES]
-    if not rows or not set(columns) <= set(rows[0]) or "image" not in rows[0]:
+    if truth.empty or not {"image", *columns} <= set(truth.columns):
         raise DataError(f"{path} is not an ISIC 2018 ground truth: expected columns image, {', '.join(columns)}")
-    lesions = {}
+    hot = truth[columns].astype(float) >= 0.5
+    dx = hot.apply(lambda row: row.idxmax().lower() if row.sum() == 1 else f"<{'+'.join(row[row].index) or 'none'}>",
+                   axis=1)
     if groupings is not None:
-        lesions = {r["image"]: r["lesion_id"] for r in _read_csv(groupings)}
+        lesions = _read_csv(groupings).set_index("image")["lesion_id"]
+        lesion_id = truth["image"].map(lesions).fillna(truth["image"])
     else:
         print(f"warning: {ISIC_GROUPINGS} not found; each image is treated as its own lesion, "
               "so images of one lesion may land in different splits")
-    out = []
-    for row in rows:
-        hot = [c for c in columns if float(row[c]) >= 0.5]
-        dx = hot[0].lower() if len(hot) == 1 else f"<{'+'.join(hot) or 'none'}>"
-        out.append({"image_id": row["image"], "lesion_id": lesions.get(row["image"], row["image"]), "dx": dx})
-    return out
+        lesion_id = truth["image"]
+    return pd.DataFrame({"image_id": truth["image"], "lesion_id": lesion_id, "dx": dx})
 
 
-def find_metadata(data_dir: Path) -> list[dict[str, str]]:
-    """Detect the layout and return metadata rows with image_id, lesion_id and dx."""
+def find_metadata(data_dir: Path) -> pd.DataFrame:
+    """Detect the layout and return the metadata with image_id, lesion_id and dx."""
     if not data_dir.is_dir():
         raise DataError(f"data folder {data_dir} does not exist")
     if not any(data_dir.iterdir()):
@@ -107,24 +104,25 @@ def index_images(data_dir: Path) -> dict[str, Path]:
     return index
 
 
-def validate(rows: list[dict[str, str]], images: dict[str, Path], data_dir: Path) -> list[Record]:
-    """Check ids, codes and files; return one Record per image, in metadata order."""
-    duplicates = [i for i, n in Counter(r["image_id"] for r in rows).items() if n > 1]
+def validate(rows: pd.DataFrame, images: dict[str, Path], data_dir: Path) -> pd.DataFrame:
+    """Check ids, codes and files; return the records table (one row per image, metadata order)."""
+    duplicates = rows.loc[rows["image_id"].duplicated(), "image_id"].unique().tolist()
     if duplicates:
         raise DataError(f"{len(duplicates)} duplicate image id(s) in the metadata: {', '.join(duplicates[:5])}")
-    unknown = Counter(r["dx"] for r in rows if r["dx"] not in CODES)
-    if unknown:
-        listed = ", ".join(f"{code!r} ({n} rows)" for code, n in unknown.most_common(5))
+    unknown = rows.loc[~rows["dx"].isin(CODES), "dx"].value_counts()
+    if len(unknown):
+        listed = ", ".join(f"{code!r} ({n} rows)" for code, n in unknown.head(5).items())
         raise DataError(f"unknown dx code(s) {listed}; expected one of {', '.join(CODES)}")
-    missing = [r["image_id"] for r in rows if r["image_id"] not in images]
+    paths = rows["image_id"].map(images)
+    missing = rows.loc[paths.isna(), "image_id"].tolist()
     if missing:
         raise DataError(f"{len(missing)} of {len(rows)} images listed in the metadata are missing "
                         f"from {data_dir} (first: {', '.join(missing[:5])})")
-    return [Record(r["image_id"], r["lesion_id"], r["dx"], images[r["image_id"]]) for r in rows]
+    return rows.assign(path=paths).reset_index(drop=True)
 
 
-def load_records(data_dir: Path) -> list[Record]:
-    """Read and validate a HAM10000-layout folder.
+def load_records(data_dir: Path) -> pd.DataFrame:
+    """Read and validate a HAM10000-layout folder: a table with RECORD_COLUMNS and any metadata.
 
     Raises:
         DataError: missing/empty folder, no metadata, missing images, unknown codes, duplicates.
@@ -135,29 +133,29 @@ def load_records(data_dir: Path) -> list[Record]:
 
 @dataclass
 class DecodedImages:
-    """Model-ready pixels for a list of records, and what could not be decoded."""
+    """Model-ready pixels for a records table, and what could not be decoded."""
 
-    records: list[Record]
+    records: pd.DataFrame  # the decodable rows, in order, aligned with pixels
     pixels: np.ndarray  # (N, size, size, 3) uint8, raw RGB
-    corrupt: list[tuple[Record, str]]
+    corrupt: pd.DataFrame  # image_id, path, reason
 
 
-def _cache_key(records: list[Record], size: int) -> str:
+def _cache_key(records: pd.DataFrame, size: int) -> str:
     h = hashlib.sha256(f"{PREPROCESSING_NAME}:{size}".encode())
-    for r in records:
-        stat = r.path.stat()
-        h.update(f"{r.image_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())  # not the path: relative or absolute, same cache
+    for image_id, path in zip(records["image_id"], records["path"], strict=True):
+        stat = Path(path).stat()
+        h.update(f"{image_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())  # not the path: relative or absolute, same cache
     return h.hexdigest()[:20]
 
 
-def _decode(record: Record, size: int) -> np.ndarray | str:
+def _decode(path: Path, size: int) -> np.ndarray | str:
     try:
-        return preprocess(record.path, size)
+        return preprocess(path, size)
     except ImageError as err:
         return str(err)
 
 
-def decode_images(records: list[Record], size: int, cache_dir: Path | None, workers: int = 4) -> DecodedImages:
+def decode_images(records: pd.DataFrame, size: int, cache_dir: Path | None, workers: int = 4) -> DecodedImages:
     """Decode every image once through the shared preprocessing, reusing a cache when possible.
 
     Raises:
@@ -166,40 +164,33 @@ def decode_images(records: list[Record], size: int, cache_dir: Path | None, work
     cache = Path(cache_dir) / f"images-{size}-{_cache_key(records, size)}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
-            keep = set(stored["image_ids"].tolist())
             reasons = dict(zip(stored["corrupt_ids"].tolist(), stored["corrupt_reasons"].tolist(), strict=True))
             pixels = stored["pixels"]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda r: _decode(r, size), records))
-        reasons = {r.image_id: res for r, res in zip(records, results, strict=True) if isinstance(res, str)}
-        keep = {r.image_id for r in records} - set(reasons)
+            results = list(pool.map(lambda p: _decode(p, size), records["path"]))
+        reasons = {i: res for i, res in zip(records["image_id"], results, strict=True) if isinstance(res, str)}
         good = [res for res in results if not isinstance(res, str)]
         pixels = np.stack(good) if good else np.zeros((0, size, size, 3), np.uint8)
         if cache is not None:
-            _save_cache(cache, records, keep, reasons, pixels)
-    corrupt = [(r, reasons[r.image_id]) for r in records if r.image_id in reasons]
+            _save_cache(cache, reasons, pixels)
+    bad = records["image_id"].isin(list(reasons))
+    corrupt = records.loc[bad, ["image_id", "path"]].assign(reason=records.loc[bad, "image_id"].map(reasons))
     if len(corrupt) > MAX_CORRUPT_SHARE * len(records):
+        first = "; ".join(f"{r.image_id}: {r.reason}" for r in corrupt.head(3).itertuples())
         raise DataError(f"{len(corrupt)} of {len(records)} images cannot be decoded (more than "
-                        f"{MAX_CORRUPT_SHARE:.0%}); first: " + "; ".join(f"{r.image_id}: {why}" for r, why in corrupt[:3]))
-    return DecodedImages([r for r in records if r.image_id in keep], pixels, corrupt)
+                        f"{MAX_CORRUPT_SHARE:.0%}); first: {first}")
+    return DecodedImages(records.loc[~bad].reset_index(drop=True), pixels, corrupt.reset_index(drop=True))
 
 
-def _save_cache(cache: Path, records, keep, reasons, pixels) -> None:
+def _save_cache(cache: Path, reasons: dict[str, str], pixels: np.ndarray) -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, pixels=pixels, image_ids=np.array([r.image_id for r in records if r.image_id in keep]),
-             corrupt_ids=np.array(list(reasons), dtype=str), corrupt_reasons=np.array(list(reasons.values()), dtype=str))
+    np.savez(tmp, pixels=pixels, corrupt_ids=np.array(list(reasons), dtype=str),
+             corrupt_reasons=np.array(list(reasons.values()), dtype=str))
     tmp.replace(cache)
 
 
-def write_excluded(path: Path, corrupt: list[tuple[Record, str]]) -> None:
-    """List the images excluded as unreadable, so a user can find and replace them."""
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image_id", "path", "reason"])
-        writer.writerows([r.image_id, str(r.path), why] for r, why in corrupt)
-
-
-def labels_of(records: list[Record]) -> np.ndarray:
-    return np.array([CODES.index(r.dx) for r in records], dtype=np.int64)
+def labels_of(records: pd.DataFrame) -> np.ndarray:
+    """Class indices in output order for a records table's dx column."""
+    return records["dx"].map({code: i for i, code in enumerate(CODES)}).to_numpy(dtype=np.int64)

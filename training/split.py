@@ -10,20 +10,20 @@ is in every split, and the same seed gives the same split.
 from __future__ import annotations
 
 import argparse
-import csv
-import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from edge.errors import UsageError, run_cli
 from edge.labels import CODES
 
 SPLITS = ("train", "val", "test")
+SPLIT_COLUMNS = ["image_id", "lesion_id", "dx", "split"]
 
 
-class SplitError(ValueError):
+class SplitError(UsageError):
     """The split cannot be made or read; the message says why."""
 
 
@@ -37,46 +37,44 @@ def _hold_out(dx: np.ndarray, groups: np.ndarray, fraction: float, seed: int) ->
     return mask
 
 
-def make_split(rows: list[dict], val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42) -> list[str]:
-    """Assign 'train', 'val' or 'test' to each row (dicts with image_id, lesion_id, dx).
+def make_split(rows: pd.DataFrame, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42) -> pd.Series:
+    """'train', 'val' or 'test' for each row of a table with image_id, lesion_id and dx.
 
     Raises:
         SplitError: bad fractions, or a class with too few lesions to appear in every split.
     """
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise SplitError(f"fractions must be in (0, 1) and leave room for training: val {val_fraction}, test {test_fraction}")
-    dx = np.array([r["dx"] for r in rows])
-    groups = np.array([r["lesion_id"] for r in rows])
-    lesions = Counter({code: len({g for g, d in zip(groups, dx, strict=True) if d == code}) for code in set(dx)})
-    scarce = [f"{c} ({n})" for c, n in sorted(lesions.items()) if n < 3]
+    lesions = rows.groupby("dx")["lesion_id"].nunique()
+    scarce = [f"{c} ({n})" for c, n in lesions.sort_index().items() if n < 3]
     if scarce:
         raise SplitError(f"each class needs at least 3 lesions to appear in train, val and test; too few: {', '.join(scarce)}")
+    dx, groups = rows["dx"].to_numpy(), rows["lesion_id"].to_numpy()
     split = np.full(len(rows), "train", dtype=object)
     test = _hold_out(dx, groups, test_fraction, seed)
     split[test] = "test"
     rest = np.flatnonzero(~test)
     val = _hold_out(dx[rest], groups[rest], val_fraction / (1 - test_fraction), seed + 1)
     split[rest[val]] = "val"
-    _check_every_class(dx, split)
-    return split.tolist()
+    result = pd.Series(split, index=rows.index, name="split")
+    _check_every_class(rows["dx"], result)
+    return result
 
 
-def _check_every_class(dx: np.ndarray, split: np.ndarray) -> None:
+def _check_every_class(dx: pd.Series, split: pd.Series) -> None:
     for name in SPLITS:
         absent = sorted(set(dx) - set(dx[split == name]))
         if absent:
             raise SplitError(f"the {name} split has no images of {', '.join(absent)}; the dataset is too small")
 
 
-def write_split(path: Path, rows: list[dict], split: list[str]) -> None:
-    with Path(path).open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["image_id", "lesion_id", "dx", "split"])
-        writer.writerows([r["image_id"], r["lesion_id"], r["dx"], s] for r, s in zip(rows, split, strict=True))
+def write_split(path: Path, table: pd.DataFrame) -> None:
+    """Write the SPLIT_COLUMNS of a table that has them."""
+    table[SPLIT_COLUMNS].to_csv(path, index=False)
 
 
-def read_split(path: Path) -> dict[str, str]:
-    """image_id -> split from a split.csv.
+def read_split(path: Path) -> pd.DataFrame:
+    """A split.csv as a table with SPLIT_COLUMNS, checked.
 
     Raises:
         SplitError: missing file, wrong columns, unknown split names, or a lesion in two splits.
@@ -84,30 +82,32 @@ def read_split(path: Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise SplitError(f"split file {path} does not exist")
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"image_id", "lesion_id", "split"} <= set(rows[0]):
-        raise SplitError(f"{path} needs the columns image_id, lesion_id, dx, split")
-    bad = sorted({r["split"] for r in rows} - set(SPLITS))
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SplitError(f"{path} is not a readable CSV table: {err}") from None
+    if table.empty or not {"image_id", "lesion_id", "split"} <= set(table.columns):
+        raise SplitError(f"{path} needs the columns {', '.join(SPLIT_COLUMNS)}")
+    bad = sorted(set(table["split"]) - set(SPLITS))
     if bad:
         raise SplitError(f"{path} has unknown split name(s) {', '.join(bad)}; expected train, val or test")
-    where: dict[str, set[str]] = {}
-    for r in rows:
-        where.setdefault(r["lesion_id"], set()).add(r["split"])
-    leaking = [lesion for lesion, s in where.items() if len(s) > 1]
+    per_lesion = table.groupby("lesion_id")["split"].nunique()
+    leaking = per_lesion[per_lesion > 1].index.tolist()
     if leaking:
         raise SplitError(f"{path} puts {len(leaking)} lesion(s) in more than one split, e.g. {leaking[0]}")
-    return {r["image_id"]: r["split"] for r in rows}
+    return table
 
 
-def summary(rows: list[dict], split: list[str]) -> str:
-    """A per-class table of image (and lesion) counts per split."""
+def summary(table: pd.DataFrame) -> str:
+    """A per-class table of image (and lesion) counts per split, from columns dx, lesion_id, split."""
+    images = pd.crosstab(table["dx"], table["split"]).reindex(index=list(CODES), columns=list(SPLITS), fill_value=0)
+    lesions = (table.groupby(["dx", "split"])["lesion_id"].nunique().unstack(fill_value=0)
+               .reindex(index=list(CODES), columns=list(SPLITS), fill_value=0))
+    images.loc["all"] = table["split"].value_counts().reindex(list(SPLITS), fill_value=0)
+    lesions.loc["all"] = table.groupby("split")["lesion_id"].nunique().reindex(list(SPLITS), fill_value=0)
     lines = [f"{'class':<7}" + "".join(f"{s:>16}" for s in SPLITS)]
-    for code in CODES + ("all",):
-        cells = []
-        for s in SPLITS:
-            chosen = [r for r, x in zip(rows, split, strict=True) if x == s and code in (r["dx"], "all")]
-            cells.append(f"{len(chosen):>7} img {len({r['lesion_id'] for r in chosen}):>4} les")
+    for code in images.index:
+        cells = [f"{images.at[code, s]:>7} img {lesions.at[code, s]:>4} les" for s in SPLITS]
         lines.append(f"{code:<7}" + "".join(f"{c:>16}" for c in cells))
     return "\n".join(lines)
 
@@ -123,22 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of images for validation")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="share of images for test")
     args = parser.parse_args(argv)
-    try:
-        if not args.metadata.is_file():
-            raise DataError(f"metadata file {args.metadata} does not exist")
-        rows = read_kaggle_metadata(args.metadata)
-        unknown = sorted({r["dx"] for r in rows} - set(CODES))
-        if unknown:
-            raise DataError(f"unknown dx code(s) {', '.join(unknown)}; expected one of {', '.join(CODES)}")
-        split = make_split(rows, args.val_fraction, args.test_fraction, args.seed)
-    except (DataError, SplitError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    write_split(args.out, rows, split)
-    print(summary(rows, split))
+    if not args.metadata.is_file():
+        raise DataError(f"metadata file {args.metadata} does not exist")
+    rows = read_kaggle_metadata(args.metadata)
+    unknown = sorted(set(rows["dx"]) - set(CODES))
+    if unknown:
+        raise DataError(f"unknown dx code(s) {', '.join(unknown)}; expected one of {', '.join(CODES)}")
+    table = rows.assign(split=make_split(rows, args.val_fraction, args.test_fraction, args.seed))
+    write_split(args.out, table)
+    print(summary(table))
     print(f"wrote {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, prog="python -m training.split"))

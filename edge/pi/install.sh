@@ -46,7 +46,6 @@ done
 [ -n "$BUNDLE" ] || { usage >&2; die "missing BUNDLE_DIR"; }
 [ -d "$BUNDLE" ] || die "bundle '$BUNDLE' is not a directory"
 [ -f "$BUNDLE/manifest.json" ] || die "bundle '$BUNDLE' has no manifest.json (export a model first)"
-[ -f "$BUNDLE/int8.tflite" ] || die "bundle '$BUNDLE' has no int8.tflite (the variant the service runs)"
 BUNDLE=$(cd "$BUNDLE" && pwd)
 [ "$(id -u)" = 0 ] || die "run as root: sudo $0 $*"
 case "$(uname -m)" in

@@ -1,0 +1,188 @@
+"""The bundle's manifest.json as one type: written by the export, read and checked by every runtime.
+
+A bundle folder (runs/NAME/bundle/) holds the .tflite variants and this manifest, the only
+contract between the TensorFlow half (training, export) and the LiteRT half (edge, pwa). The
+export builds a :class:`Manifest` and calls :meth:`Manifest.write`; a runtime calls
+:meth:`Manifest.load`, which refuses anything it cannot honour with a BundleError naming the
+file, the field and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.errors import BundleError
+from edge.preprocess import PREPROCESSING_DESCRIPTION, PREPROCESSING_NAME
+
+# 2: variant metrics nested under "metrics"; "default_variant" is required and honoured.
+SCHEMA_VERSION = 2
+MANIFEST_NAME = "manifest.json"
+INPUT_DTYPE = "raw RGB 0-255 (normalization to [-1, 1] is inside the model)"
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine quantization of a tensor: real = scale * (stored - zero_point)."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One .tflite file of the bundle and what is known about it."""
+
+    file: str
+    bytes: int
+    sha256: str
+    input_dtype: str
+    output_dtype: str
+    input_quantization: Quantization | None = None
+    output_quantization: Quantization | None = None
+    # How the conversion went on the exporting machine: seconds, peak_rss_mb, rss_increase_mb.
+    conversion: dict[str, float] = field(default_factory=dict)
+    # Measured with the edge runtime at export: accuracy, balanced_accuracy, per_class_recall,
+    # melanoma_sensitivity, top1_agreement and max_probability_difference against the float model.
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a runtime needs to run the bundle and to describe it to a person."""
+
+    labels: tuple[tuple[str, str], ...]  # (code, name) in model output order
+    input_size: int
+    variants: dict[str, Variant]
+    default_variant: str
+    created_utc: str = ""
+    preprocessing: str = PREPROCESSING_NAME
+    # The training run this bundle came from: name, path, config, test metrics.
+    source_run: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(code for code, _ in self.labels)
+
+    def variant(self, name: str | None = None) -> Variant:
+        """The named variant, or the default one.
+
+        Raises:
+            BundleError: the bundle has no such variant (the message lists the ones it has).
+        """
+        name = name or self.default_variant
+        if name not in self.variants:
+            raise BundleError(f"unknown variant {name!r}: this bundle has {', '.join(self.variants)}")
+        return self.variants[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "created_utc": self.created_utc,
+            "labels": [{"code": c, "name": n} for c, n in self.labels],
+            "input": {"size": self.input_size, "channels": 3, "dtype": INPUT_DTYPE},
+            "preprocessing": self.preprocessing,
+            "preprocessing_description": PREPROCESSING_DESCRIPTION.replace("SIZE", str(self.input_size)),
+            "default_variant": self.default_variant,
+            "variants": {name: asdict(v) for name, v in self.variants.items()},
+            "source_run": self.source_run,
+        }
+
+    def write(self, folder: str | Path) -> Path:
+        path = Path(folder) / MANIFEST_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Manifest:
+        """Read and check FOLDER/manifest.json.
+
+        Raises:
+            BundleError: folder or manifest missing, not JSON, unknown schema version, a
+                preprocessing this runtime does not implement, or a missing or mistyped field.
+        """
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise BundleError(f"bundle folder {folder} does not exist (export a run first)")
+        path = folder / MANIFEST_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BundleError(f"{path} is missing: {folder} is not a LesionLite bundle") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BundleError(f"{path} is not valid JSON: {err}") from None
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Path | str = MANIFEST_NAME) -> Manifest:
+        check = _Checker(path)
+        data = check.typed(data, dict, "the manifest")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise BundleError(f"{path} has schema_version {version}, this runtime reads {SCHEMA_VERSION}: "
+                              "re-export the bundle with this version of LesionLite (python -m export RUN)")
+        if data.get("preprocessing") != PREPROCESSING_NAME:
+            raise BundleError(f"{path} needs preprocessing {data.get('preprocessing')!r}, this runtime implements "
+                              f"{PREPROCESSING_NAME!r}: the model would see different pixels than in training")
+        labels = tuple(check.label(x) for x in check.field(data, "labels", list))
+        size = check.field(check.field(data, "input", dict), "size", int, "input.size")
+        if size <= 0:
+            raise BundleError(f"{path}: 'input.size' must be a positive integer, got {size}")
+        variants = {name: check.variant(name, v) for name, v in check.field(data, "variants", dict).items()}
+        if not variants:
+            raise BundleError(f"{path}: 'variants' must name at least one model file")
+        default = check.field(data, "default_variant", str)
+        if default not in variants:
+            raise BundleError(f"{path}: default_variant {default!r} is not one of its variants ({', '.join(variants)})")
+        return cls(labels=labels, input_size=size, variants=variants, default_variant=default,
+                   created_utc=str(data.get("created_utc", "")), source_run=data.get("source_run") or {})
+
+
+class _Checker:
+    """Field access with messages that name the manifest file and the field."""
+
+    def __init__(self, path: Path | str):
+        self.path = path
+
+    def typed(self, value: Any, kind: type, what: str) -> Any:
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BundleError(f"{self.path}: {what} must be a JSON {_JSON_NAMES[kind]}, got {type(value).__name__}")
+        return value
+
+    def field(self, data: dict, key: str, kind: type, name: str | None = None) -> Any:
+        if key not in data:
+            raise BundleError(f"{self.path}: the field '{name or key}' is missing")
+        return self.typed(data[key], kind, f"'{name or key}'")
+
+    def label(self, value: Any) -> tuple[str, str]:
+        value = self.typed(value, dict, "each of 'labels'")
+        code = self.field(value, "code", str, "labels[].code")
+        return code, str(value.get("name", code))
+
+    def quantization(self, value: Any, name: str) -> Quantization | None:
+        if value is None:
+            return None
+        value = self.typed(value, dict, name)
+        return Quantization(float(self.field(value, "scale", (int, float), f"{name}.scale")),
+                            self.field(value, "zero_point", int, f"{name}.zero_point"))
+
+    def variant(self, name: str, value: Any) -> Variant:
+        where = f"variants.{name}"
+        value = self.typed(value, dict, f"'{where}'")
+        return Variant(
+            file=self.field(value, "file", str, f"{where}.file"),
+            bytes=self.field(value, "bytes", int, f"{where}.bytes"),
+            sha256=self.field(value, "sha256", str, f"{where}.sha256"),
+            input_dtype=self.field(value, "input_dtype", str, f"{where}.input_dtype"),
+            output_dtype=self.field(value, "output_dtype", str, f"{where}.output_dtype"),
+            input_quantization=self.quantization(value.get("input_quantization"), f"{where}.input_quantization"),
+            output_quantization=self.quantization(value.get("output_quantization"), f"{where}.output_quantization"),
+            conversion=value.get("conversion") or {},
+            metrics=value.get("metrics") or {},
+        )
+
+
+_JSON_NAMES = {dict: "object", list: "array", str: "string", int: "integer", (int, float): "number"}

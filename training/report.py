@@ -1,0 +1,101 @@
+"""The evaluation report: report.md, the confusion matrix and the training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from edge.labels import CODES, DISCLAIMER
+
+
+def plot_confusion(matrix: list[list[int]], path: Path) -> None:
+    """Counts and row-normalized (recall) confusion matrices side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.array(matrix)
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, values, title, fmt in ((axes[0], counts, "counts", "d"), (axes[1], rows, "row-normalized (recall)", ".2f")):
+        ax.imshow(values, cmap="Blues")
+        ax.set(xticks=range(len(CODES)), yticks=range(len(CODES)), xticklabels=CODES, yticklabels=CODES,
+               xlabel="predicted", ylabel="true (dermatologist / histology)", title=f"Test split: {title}")
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, format(v, fmt), ha="center", va="center",
+                    color="white" if v > values.max() / 2 else "black", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(history: pd.DataFrame, path: Path) -> None:
+    """Loss, accuracy, balanced accuracy and learning rate per epoch, train against validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = history["epoch"] + 1
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for ax, key in zip(axes[:3], ("loss", "accuracy", "balanced_accuracy"), strict=True):
+        ax.plot(epochs, history[key], label="train")
+        ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.set(title=key.replace("_", " "), xlabel="epoch")
+        ax.legend()
+    axes[3].semilogy(epochs, history["learning_rate"])
+    axes[3].set(title="learning rate", xlabel="epoch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}%"
+
+
+def _ci(pair: list[float]) -> str:
+    return f"{_pct(pair[0])}–{_pct(pair[1])}"
+
+
+def report_markdown(run_name: str, m: dict, config, data_dir: Path) -> str:
+    """report.md: the figures a clinician-minded reader asks for, with their uncertainty."""
+    lines = [
+        f"# LesionLite evaluation: {run_name}", "",
+        f"> {DISCLAIMER}", "",
+        f"Model: MobileNet alpha {config.alpha:g} at {config.image_size} px, weights `{config.weights}`, "
+        f"best checkpoint by `{config.monitor}`. Data: `{data_dir}`.", "",
+        f"Test split: {m['n_test_images']} images whose lesions appear in no training or validation "
+        "image (split by `lesion_id`). Balanced accuracy (mean per-class recall) is the ISIC 2018 "
+        "challenge metric; plain accuracy is dominated by the common benign naevi.", "",
+        "| metric | value |", "|---|---|",
+        f"| balanced accuracy | {_pct(m['balanced_accuracy'])} |",
+        f"| accuracy | {_pct(m['accuracy'])} |",
+        f"| top-2 accuracy | {_pct(m['top2_accuracy'])} |",
+        f"| top-3 accuracy | {_pct(m['top3_accuracy'])} |",
+        f"| melanoma sensitivity | {_pct(m['melanoma_sensitivity'])} (95% CI {_ci(m['melanoma_sensitivity_ci95'])}) |",
+        f"| melanoma specificity | {_pct(m['melanoma_specificity'])} (95% CI {_ci(m['melanoma_specificity_ci95'])}) |",
+        f"| macro ROC-AUC (one-vs-rest) | {m['roc_auc_macro']:.3f} |", "",
+        "## Per class", "",
+        "| code | class | support | precision | recall (sensitivity) | recall 95% CI | F1 |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    for code, c in m["per_class"].items():
+        lines.append(f"| {code} | {c['name']} | {c['support']} | {_pct(c['precision'])} | {_pct(c['recall'])} "
+                     f"| {_ci(c['recall_ci95'])} | {c['f1']:.3f} |")
+    lines += ["", "Intervals are 95% Wilson score intervals: with few test images of a class, its "
+              "recall is uncertain and the interval says by how much.", "",
+              "![confusion matrix](confusion_matrix.png)", "", "![training curves](training_curves.png)", ""]
+    return "\n".join(lines)
+
+
+def summary(m: dict) -> str:
+    return (f"test split ({m['n_test_images']} images): balanced accuracy {_pct(m['balanced_accuracy'])}, "
+            f"accuracy {_pct(m['accuracy'])}, top-3 {_pct(m['top3_accuracy'])}, "
+            f"melanoma sensitivity {_pct(m['melanoma_sensitivity'])} / specificity "
+            f"{_pct(m['melanoma_specificity'])}, macro ROC-AUC {m['roc_auc_macro']:.3f}")
+
+

@@ -1,0 +1,153 @@
+"""The run folder (runs/NAME/) as one type: the only code that knows its file names.
+
+Training writes it, evaluation and export read it; each goes through :class:`RunDir`, so a file
+is renamed or re-shaped in one place. Tables are pandas DataFrames, JSON files are dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from edge.errors import UsageError
+from edge.labels import CLASSES
+from training.config import ConfigError, TrainConfig
+from training.config import load as load_config
+from training.split import read_split, write_split
+
+# What a finished training leaves; evaluation and export need all of them.
+REQUIRED = ("model.keras", "config.json", "split.csv", "run.json")
+
+
+class RunError(UsageError):
+    """The run folder is missing or unfinished; the message says what is absent."""
+
+
+class RunDir:
+    """runs/NAME/: config, labels, split, history, checkpoint, metrics, predictions, report, bundle."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.model = self.path / "model.keras"
+        self.history_csv = self.path / "history.csv"
+        self.backup = self.path / "backup"
+        self.bundle = self.path / "bundle"
+        self.report = self.path / "report.md"
+        self.confusion_png = self.path / "confusion_matrix.png"
+        self.curves_png = self.path / "training_curves.png"
+        self.reliability_png = self.path / "reliability.png"
+        self._config = self.path / "config.json"
+        self._labels = self.path / "labels.json"
+        self._info = self.path / "run.json"
+        self._split = self.path / "split.csv"
+        self._metrics = self.path / "metrics.json"
+        self._predictions = self.path / "test_predictions.csv"
+        self._excluded = self.path / "excluded_images.csv"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # --- starting and checking ------------------------------------------------------------------
+
+    def start(self, config: TrainConfig, data_dir: Path, cache_dir: Path | None) -> None:
+        """Create the folder, or check that it holds a run of this same config; record what it uses.
+
+        Raises:
+            ConfigError: the folder holds a run with another config.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self._config.is_file() and json.loads(self._config.read_text()) != json.loads(config.to_json()):
+            raise ConfigError(f"{self.path} holds a run with another config; choose a new --out or delete it")
+        self._config.write_text(config.to_json() + "\n")
+        self._write_json(self._labels, [{"code": c, "name": n} for c, n in CLASSES])
+        self._write_json(self._info, {"data_dir": str(Path(data_dir).resolve()),
+                                      "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None})
+
+    def check_finished(self) -> None:
+        """Raises RunError when the folder is not a finished training run."""
+        if not self.path.is_dir():
+            raise RunError(f"run folder {self.path} does not exist")
+        missing = [f for f in REQUIRED if not (self.path / f).is_file()]
+        if missing:
+            raise RunError(f"{self.path} is not a finished run: {', '.join(missing)} missing "
+                           f"(train it with python -m training --out {self.path})")
+
+    @property
+    def training_finished(self) -> bool:
+        """True when a previous training ended (metrics written) and left no epoch to resume."""
+        return self._metrics.is_file() and not self.backup.exists()
+
+    # --- what the run was made from ----------------------------------------------------------
+
+    def config(self) -> TrainConfig:
+        return load_config(self._config)
+
+    def label_codes(self) -> list[str]:
+        """The class codes in output order as training saved them (older runs: the current ones)."""
+        if not self._labels.is_file():
+            return [c for c, _ in CLASSES]
+        return [entry["code"] for entry in json.loads(self._labels.read_text())]
+
+    def data_dir(self, override: Path | None = None) -> Path:
+        return Path(override) if override else Path(self._read_json(self._info)["data_dir"])
+
+    def cache_dir(self) -> Path | None:
+        cache = self._read_json(self._info).get("cache_dir")
+        return Path(cache) if cache else None
+
+    # --- tables and results --------------------------------------------------------------------
+
+    def split(self) -> pd.DataFrame | None:
+        return read_split(self._split) if self._split.is_file() else None
+
+    @property
+    def split_csv(self) -> Path:
+        return self._split
+
+    def write_split(self, table: pd.DataFrame) -> None:
+        write_split(self._split, table)
+
+    def history(self) -> pd.DataFrame:
+        """One row per finished epoch (Keras CSVLogger); empty before the first."""
+        return pd.read_csv(self.history_csv) if self.history_csv.is_file() else pd.DataFrame()
+
+    def metrics(self) -> dict[str, Any]:
+        return self._read_json(self._metrics) if self._metrics.is_file() else {}
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        self._write_json(self._metrics, metrics)
+
+    def predictions(self) -> pd.DataFrame:
+        return pd.read_csv(self._predictions, dtype={"image_id": str, "lesion_id": str})
+
+    def write_predictions(self, table: pd.DataFrame) -> None:
+        table.to_csv(self._predictions, index=False, float_format="%.6f")
+
+    def write_excluded(self, table: pd.DataFrame) -> Path:
+        """List the images excluded as unreadable, so a user can find and replace them."""
+        table.to_csv(self._excluded, index=False)
+        return self._excluded
+
+    def write_report(self, text: str) -> None:
+        self.report.write_text(text)
+
+    def load_model(self):
+        """The best checkpoint as a Keras model (imports Keras)."""
+        import keras
+
+        return keras.models.load_model(self.model, compile=False)
+
+    @staticmethod
+    def _read_json(path: Path) -> Any:
+        return json.loads(path.read_text())
+
+    @staticmethod
+    def _write_json(path: Path, value: Any) -> None:
+        path.write_text(json.dumps(value, indent=2) + "\n")
