@@ -1,7 +1,7 @@
 """TFLite conversion recipes, one named constructor per variant.
 
 Conversion always goes SavedModel (``model.export``) -> ``TFLiteConverter.from_saved_model``:
-``from_concrete_functions`` produces a silently broken model here (DESIGN.md).
+``from_concrete_functions`` produces a silently broken model here (ARCHITECTURE.md, "Export").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run the edge stack as a Raspberry Pi would: arm64 bookworm, Python 3.11, under qemu-user.
 
-Not a test file. The recipe is the one verified in DESIGN.md ("Testing on the Pi's architecture"):
+Not a test file. The recipe (verified on this project's machines):
 
 - an extract-only arm64 bookworm sysroot made by ``mmdebstrap`` (nothing runs under emulation
   while building it), cached in ``.cache/pi/sysroot``;
@@ -39,7 +39,7 @@ INSTALL_HINT = "run `bash scripts/install-system-deps.sh` as root (or `make syst
 
 SUITE = "bookworm"
 SYSROOT_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "libstdc++6", "libgcc-s1", "zlib1g")
-# Raspberry Pi OS 64-bit wheels: pip needs every tag spelled out (see DESIGN.md).
+# Raspberry Pi OS 64-bit wheels: pip needs every tag spelled out.
 PLATFORM_TAGS = (
     "manylinux_2_17_aarch64",
     "manylinux_2_27_aarch64",

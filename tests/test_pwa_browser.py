@@ -1,5 +1,5 @@
 """The PWA in a real browser: Debian's Chromium driven by Playwright, as a Pixel 7, against the
-real waitress server. Fake camera from a Y4M file; see DESIGN.md "Testing in a real browser"."""
+real waitress server. Fake camera from a Y4M file; Chromium is found through tests/pwa_helpers.py."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from edge.labels import CODES
 
 WIDTH, HEIGHT = 600, 450
-# HAM10000's class counts (DESIGN.md), used as proportions.
+# HAM10000's class counts (ARCHITECTURE.md lists the dataset facts), used as proportions.
 HAM_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142, "df": 115}
 # Every class gets at least this share, so rare classes still have test images in a small set.
 RARE_FLOOR = 0.07
