@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,17 @@ PYTHON = sys.executable
 # A tiny configuration (the demo config: alpha 0.5, here at 96 px) that still learns the task.
 TINY_IMAGES, TINY_SEED = 1000, 11
 TINY_TRAIN_ARGS = ["--config", "demo", "--image-size", "96", "--epochs", "30", "--seed", "3"]
+
+
+# Fixtures that train (or need the data the trained run was made from): a test using one is a
+# `trained` test, left out of `make test-fast`.
+TRAINED_FIXTURES = {"tiny_run", "tiny_bundle", "test_split_images", "sample_images", "synthetic_data"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.trained)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -136,6 +148,14 @@ def sample_images(test_split_images) -> list[Path]:
     for path, code in test_split_images:
         chosen.setdefault(code, path)
     return [chosen[c] for c in sorted(chosen)]
+
+
+@pytest.fixture(scope="session")
+def photos(small_data) -> list[Path]:
+    """One 600x450 synthetic JPEG of each class (no trained model needed)."""
+    metadata = pd.read_csv(small_data / "HAM10000_metadata.csv")
+    paths = {p.stem: p for p in small_data.rglob("*.jpg")}
+    return [paths[image_id] for image_id in metadata.groupby("dx")["image_id"].first()]
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,14 @@ def edit_manifest(bundle_dir: Path, edit) -> None:
 
 
 @pytest.fixture(scope="module")
-def classifiers(tiny_bundle) -> dict[str, Classifier]:
-    return {variant: Classifier(tiny_bundle, variant) for variant in VARIANTS}
+def classifiers(random_bundle) -> dict[str, Classifier]:
+    """Every variant of the untrained bundle: for contracts, not for answers."""
+    return {variant: Classifier(random_bundle, variant) for variant in VARIANTS}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bundle) -> dict[str, Classifier]:
+    return {variant: Classifier(tiny_bundle, variant) for variant in ("float32", "int8")}
 
 
 # ---------------------------------------------------------------- pure post-processing
@@ -117,9 +123,15 @@ def damage(case: str, bundle_dir: Path) -> tuple[Path, str]:
     elif case == "bad json":
         (bundle_dir / "manifest.json").write_text("{not json")
     elif case == "unknown schema":
-        edit_manifest(bundle_dir, lambda m: m.update(schema_version=2))
+        edit_manifest(bundle_dir, lambda m: m.update(schema_version=1))
     elif case == "other preprocessing":
         edit_manifest(bundle_dir, lambda m: m.update(preprocessing="other-v9"))
+    elif case == "no default variant":
+        edit_manifest(bundle_dir, lambda m: m.pop("default_variant"))
+    elif case == "default variant absent":
+        edit_manifest(bundle_dir, lambda m: m.update(default_variant="float64"))
+    elif case == "mistyped size":
+        edit_manifest(bundle_dir, lambda m: m["input"].update(size="96"))
     elif case == "unknown variant":
         return bundle_dir, "int4"
     elif case == "missing file":
@@ -142,7 +154,10 @@ BAD_BUNDLES = {
     "missing folder": r"bundle folder .*nowhere does not exist \(export a run first\)",
     "missing manifest": r"manifest.json is missing: .* is not a LesionLite bundle",
     "bad json": r"manifest.json is not valid JSON: Expecting property name",
-    "unknown schema": r"has schema_version 2, this runtime knows 1: update LesionLite or re-export",
+    "unknown schema": r"has schema_version 1, this runtime reads 2: re-export the bundle with this version",
+    "no default variant": r"manifest.json: the field 'default_variant' is missing",
+    "default variant absent": r"default_variant 'float64' is not one of its variants \(float32, float16, dynamic_int8, int8\)",
+    "mistyped size": r"manifest.json: 'input.size' must be a JSON integer, got str",
     "other preprocessing": r"needs preprocessing 'other-v9', this runtime implements 'lesionlite-v1'",
     "unknown variant": r"unknown variant 'int4': this bundle has float32, float16, dynamic_int8, int8$",
     "missing file": r"int8.tflite is missing: re-export the bundle",
@@ -154,15 +169,15 @@ BAD_BUNDLES = {
 
 
 @pytest.mark.parametrize("case", BAD_BUNDLES)
-def test_bad_bundle_is_refused_with_a_specific_message(case, tiny_bundle, tmp_path):
-    bundle_dir, variant = damage(case, copy_bundle(tiny_bundle, tmp_path / "bundle"))
+def test_bad_bundle_is_refused_with_a_specific_message(case, random_bundle, tmp_path):
+    bundle_dir, variant = damage(case, copy_bundle(random_bundle, tmp_path / "bundle"))
     with pytest.raises(BundleError, match=BAD_BUNDLES[case]):
         Classifier(bundle_dir, variant)
 
 
-def test_hash_mismatch_names_both_hashes(tiny_bundle, tmp_path):
-    bundle_dir, _ = damage("hash mismatch", copy_bundle(tiny_bundle, tmp_path / "bundle"))
-    expected = json.loads((tiny_bundle / "manifest.json").read_text())["variants"]["int8"]["sha256"]
+def test_hash_mismatch_names_both_hashes(random_bundle, tmp_path):
+    bundle_dir, _ = damage("hash mismatch", copy_bundle(random_bundle, tmp_path / "bundle"))
+    expected = json.loads((random_bundle / "manifest.json").read_text())["variants"]["int8"]["sha256"]
     actual = hashlib.sha256((bundle_dir / "int8.tflite").read_bytes()).hexdigest()
     with pytest.raises(BundleError) as raised:
         Classifier(bundle_dir, "int8")
@@ -173,15 +188,15 @@ def test_hash_mismatch_names_both_hashes(tiny_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_variant_gives_seven_sorted_probabilities(variant, classifiers, tiny_bundle, sample_images):
+def test_every_variant_gives_seven_sorted_probabilities(variant, classifiers, random_bundle, photos):
     classifier = classifiers[variant]
-    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    manifest = json.loads((random_bundle / "manifest.json").read_text())
     assert classifier.variant == variant
     assert classifier.sha256 == manifest["variants"][variant]["sha256"]
-    assert classifier.variant_info == manifest["variants"][variant]
-    assert classifier.input_size == manifest["input"]["size"]
-    assert classifier.labels == list(CLASSES)
-    for image in sample_images:
+    assert classifier.sha256 == hashlib.sha256((random_bundle / f"{variant}.tflite").read_bytes()).hexdigest()
+    assert classifier.input_size == manifest["input"]["size"] == 96
+    assert classifier.labels == tuple(CLASSES)
+    for image in photos:
         predictions = classifier.classify(image)
         probabilities = [p.probability for p in predictions]
         assert sorted(p.code for p in predictions) == sorted(CODES)
@@ -190,19 +205,30 @@ def test_every_variant_gives_seven_sorted_probabilities(variant, classifiers, ti
         assert all(0.0 <= p <= 1.0 for p in probabilities)
 
 
-def test_full_int8_agrees_with_float32(classifiers, sample_images):
+def test_no_variant_named_runs_the_default_variant(random_bundle, tmp_path):
+    assert Classifier(random_bundle).variant == "int8"
+    only_float = copy_bundle(random_bundle, tmp_path / "float32-only", variants=("float32",))
+    edit_manifest(only_float, lambda m: m.update(default_variant="float32",
+                                                 variants={"float32": m["variants"]["float32"]}))
+    classifier = Classifier(only_float)
+    assert classifier.variant == "float32"
+    assert len(classifier.classify(np.zeros((96, 96, 3), np.uint8))) == 7
+
+
+@pytest.mark.trained
+def test_full_int8_agrees_with_float32(trained, sample_images):
     """The dequantization path end to end: a wrong scale or zero point would move every number."""
     differences = []
     for image in sample_images:
-        int8 = {p.code: p.probability for p in classifiers["int8"].classify(image)}
-        float32 = {p.code: p.probability for p in classifiers["float32"].classify(image)}
+        int8 = {p.code: p.probability for p in trained["int8"].classify(image)}
+        float32 = {p.code: p.probability for p in trained["float32"].classify(image)}
         differences.append(np.mean([abs(int8[c] - float32[c]) for c in CODES]))
     assert np.mean(differences) < 0.05
 
 
-def test_path_bytes_pil_and_array_give_identical_results(classifiers, sample_images):
+def test_path_bytes_pil_and_array_give_identical_results(classifiers, photos):
     classifier = classifiers["int8"]
-    path = sample_images[0]
+    path = photos[0]
     expected = classifier.classify(path)
     assert classifier.classify(str(path)) == expected
     assert classifier.classify(path.read_bytes()) == expected
@@ -230,9 +256,9 @@ def test_unreadable_image_raises_image_error(classifiers):
         classifiers["int8"].classify(b"definitely not a JPEG")
 
 
-def test_shared_classifier_is_thread_safe(classifiers, sample_images):
+def test_shared_classifier_is_thread_safe(classifiers, photos):
     classifier = classifiers["int8"]
-    images = [classifier.preprocess(path) for path in sample_images]
+    images = [classifier.preprocess(path) for path in photos]
     images += [np.ascontiguousarray(image[:, ::-1]) for image in images]  # more distinct inputs
     expected = [classifier.classify_array(image) for image in images]
     results, errors = {}, []
@@ -255,8 +281,9 @@ def test_shared_classifier_is_thread_safe(classifiers, sample_images):
     assert all(predictions == expected[index] for index, predictions in results.values())
 
 
-def test_draft_decoding_of_a_12mp_photo_matches_a_full_decode(classifiers, sample_images, tmp_path):
-    classifier = classifiers["int8"]
+@pytest.mark.trained
+def test_draft_decoding_of_a_12mp_photo_matches_a_full_decode(trained, sample_images, tmp_path):
+    classifier = trained["int8"]
     phone = tmp_path / "phone.jpg"
     with Image.open(sample_images[0]) as image:
         image.convert("RGB").resize((4032, 3024), Image.Resampling.BICUBIC).save(phone, quality=92)

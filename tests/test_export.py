@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+from edge.errors import run_cli
 from edge.labels import CODES
 from edge.preprocess import preprocess
 from tests.conftest import PYTHON, ROOT, run_module
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.trained
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 
 
@@ -47,7 +48,7 @@ def test_every_variant_loads_in_litert_and_classifies(tiny_bundle, sample_images
 
 
 def test_manifest_describes_the_bundle(manifest, tiny_bundle):
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2 and manifest["default_variant"] == "int8"
     assert [label["code"] for label in manifest["labels"]] == list(CODES)
     assert manifest["labels"][4] == {"code": "mel", "name": "Melanoma"}
     assert manifest["input"]["size"] == 96 and "raw RGB 0-255" in manifest["input"]["dtype"]
@@ -59,8 +60,9 @@ def test_manifest_describes_the_bundle(manifest, tiny_bundle):
     assert manifest["variants"]["float32"]["input_quantization"] is None
     for entry in manifest["variants"].values():
         for key in ("accuracy", "balanced_accuracy", "per_class_recall", "top1_agreement", "max_probability_difference"):
-            assert key in entry
-        assert set(entry["per_class_recall"]) == set(CODES)
+            assert key in entry["metrics"]
+        assert set(entry["metrics"]["per_class_recall"]) == set(CODES)
+        assert entry["conversion"]["seconds"] > 0
     assert manifest["source_run"]["metrics"]["balanced_accuracy"] >= 0.8
 
 
@@ -83,7 +85,7 @@ def test_float32_equals_keras_on_real_inputs(tiny_bundle, sample_images):
 
 
 def test_int8_agrees_with_float32_and_keeps_balanced_accuracy(manifest):
-    int8, float32 = manifest["variants"]["int8"], manifest["variants"]["float32"]
+    int8, float32 = manifest["variants"]["int8"]["metrics"], manifest["variants"]["float32"]["metrics"]
     assert int8["top1_agreement"] >= 0.95
     assert float32["balanced_accuracy"] - int8["balanced_accuracy"] <= 0.03
     assert float32["max_probability_difference"] <= 1e-4 and float32["top1_agreement"] == 1.0
@@ -127,7 +129,7 @@ def test_failed_verification_keeps_the_old_bundle(run_copy, monkeypatch, capsys)
 
     before = _digest(run_copy / "bundle")
     monkeypatch.setattr(verify, "failures", lambda *a, **k: ["float32 differs from Keras by 1.00e-02"])
-    assert cli.main([str(run_copy), "--variants", "float32"]) == 2
+    assert run_cli(cli.main, [str(run_copy), "--variants", "float32"]) == 2
     assert "verification failed, previous bundle kept" in capsys.readouterr().err
     assert _digest(run_copy / "bundle") == before
     assert not [p for p in run_copy.iterdir() if p.name.startswith(".bundle")]
