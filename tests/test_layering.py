@@ -60,8 +60,8 @@ def test_every_edge_and_pwa_module_imports_without_tensorflow(repo_root, tmp_pat
     assert report["blocked_loaded"] == []
 
 
-def test_classify_runs_without_tensorflow(repo_root, tmp_path, tiny_bundle, sample_images):
-    args = ["-m", "edge", "classify", str(tiny_bundle), str(sample_images[0]), "--json"]
-    result = run_blocked(repo_root, tmp_path, *args)
+def test_classify_runs_without_tensorflow(repo_root, tmp_path, random_bundle, small_data):
+    photo = next(small_data.rglob("*.jpg"))
+    result = run_blocked(repo_root, tmp_path, "-m", "edge", "classify", str(random_bundle), str(photo), "--json")
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)[0]["predictions"]) == 7
