@@ -39,7 +39,7 @@ def test_help_starts_with_example_usage(repo_root):
     result = run_edge(repo_root, "--help")
     assert result.returncode == 0
     assert "Example usage:" in result.stdout
-    assert "{classify,camera,bench}" in result.stdout
+    assert "{classify,camera}" in result.stdout
 
 
 def test_classify_json_lists_every_image_with_seven_sorted_predictions(repo_root, random_bundle, photos):
