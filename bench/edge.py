@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--png", type=Path, default=None, help="write a latency chart here (needs matplotlib)")
     parser.add_argument("--keras-baseline", action="store_true",
-                        help="add a Keras row when TensorFlow and ../model.keras are available")
+                        help="add a Keras row when TensorFlow and the run's model.keras (beside the bundle) are available")
 
 
 # ---------------------------------------------------------------- measurement (child process)
@@ -131,7 +131,8 @@ def measure_variant(job: dict) -> dict:
 
 
 def keras_model_path(bundle_dir: Path) -> Path | None:
-    """../model.keras when TensorFlow and Keras are installed; otherwise None, with a note why."""
+    """The run's model.keras, beside the bundle folder, when TensorFlow and Keras are installed;
+    otherwise None, with a note why."""
     model = bundle_dir.resolve().parent / "model.keras"
     if any(importlib.util.find_spec(name) is None for name in ("tensorflow", "keras")):
         print("note: TensorFlow/Keras not installed: no Keras baseline", file=sys.stderr)

@@ -4,7 +4,7 @@ Example usage (bench/edge.py runs it as a separate program, so the edge benchmar
 TensorFlow):
     python -m bench keras-baseline JOB.json
 
-JOB.json: {"model": ".../model.keras", "pixels": "one.npy", "data": "test.npy" or null,
+JOB.json: {"model": "runs/NAME/model.keras", "pixels": "one.npy", "data": "test.npy" or null,
 "warmup": N, "runs": N}. Prints one JSON object, shaped like bench.edge's variant results.
 Keras is imported inside measure(), since its import time is one of the figures.
 """
