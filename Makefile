@@ -45,10 +45,10 @@ demo-train: $(DEMO_RUN)/metrics.json
 
 demo-export: demo-train $(DEMO_RUN)/bundle/manifest.json
 
+# Results go next to the run (runs/demo/bench/); bench/ is the benchmark code.
 bench: demo-export
-	mkdir -p bench
-	$(PY) -m edge bench $(DEMO_RUN)/bundle --data $(DEMO_DATA) --split $(DEMO_RUN)/split.csv --threads 1,2 \
-		--json bench/edge.json --png bench/edge.png --keras-baseline
+	$(PY) -m bench edge $(DEMO_RUN)/bundle --data $(DEMO_DATA) --split $(DEMO_RUN)/split.csv --threads 1,2 \
+		--json $(DEMO_RUN)/bench/edge.json --png $(DEMO_RUN)/bench/edge.png --keras-baseline
 
 demo: bench
 	@echo "Serving the demo PWA (the bundle's default variant, int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."

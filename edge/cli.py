@@ -2,9 +2,8 @@
     python -m edge classify runs/demo/bundle photo.jpg more_photos/ --top-k 3
     python -m edge classify runs/demo/bundle photo.jpg --variant float32 --json
     python -m edge camera runs/demo/bundle --device 0 --interval 1 --frames 10
-    python -m edge bench runs/demo/bundle --threads 1,2,4 --json bench/demo.json
 
-LesionLite's edge command line: classify photos, watch a camera, or benchmark a bundle.
+LesionLite's edge command line: classify photos or watch a camera (benchmarks: python -m bench).
 A triage and teaching aid, never a diagnosis.
 """
 
@@ -15,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge import bench, camera
+from edge import camera
 from edge.classifier import Classifier
 from edge.errors import ImageError, run_cli
 from edge.labels import DISCLAIMER
@@ -56,15 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     camera.add_arguments(cam)
     cam.set_defaults(run=camera.run)
-
-    ben = commands.add_parser(
-        "bench",
-        help="benchmark every variant of a bundle",
-        description=bench.__doc__,
-        formatter_class=formatter,
-    )
-    bench.add_arguments(ben)
-    ben.set_defaults(run=bench.run)
     return parser
 
 

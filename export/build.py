@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import psutil
 
+from bench.measure import PeakMemory
 from edge.bundle import sha256_hex
 from edge.labels import CLASSES, CODES
 from edge.manifest import Manifest, Quantization, Variant
@@ -26,27 +25,6 @@ from export.quantize import recipe
 FLOAT32_TOLERANCE = 1e-4
 RUN_METRIC_KEYS = ("accuracy", "balanced_accuracy", "top2_accuracy", "top3_accuracy", "melanoma_sensitivity",
                    "melanoma_specificity", "roc_auc_macro", "n_test_images")
-
-
-class PeakMemory:
-    """Peak resident memory of this process while the block runs (sampled every 10 ms)."""
-
-    def __enter__(self) -> PeakMemory:
-        self._process = psutil.Process()
-        self.start = self.peak = self._process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
 
 
 def choose_calibration(pixels: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -17,6 +17,12 @@ from edge.labels import CODES, DISCLAIMER
 from tests.test_edge_classifier import copy_bundle, damage
 
 
+@pytest.fixture(scope="module")
+def photos(small_data) -> list:
+    """Two 600x450 JPEGs: the bundle is untrained, so any photos do."""
+    return sorted(small_data.rglob("*.jpg"))[:2]
+
+
 def run_edge(repo_root, *args) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "edge", *map(str, args)],
@@ -33,17 +39,17 @@ def test_help_starts_with_example_usage(repo_root):
     result = run_edge(repo_root, "--help")
     assert result.returncode == 0
     assert "Example usage:" in result.stdout
-    assert "{classify,camera,bench}" in result.stdout
+    assert "{classify,camera}" in result.stdout
 
 
-def test_classify_json_lists_every_image_with_seven_sorted_predictions(repo_root, tiny_bundle, sample_images):
+def test_classify_json_lists_every_image_with_seven_sorted_predictions(repo_root, random_bundle, photos):
     result = run_edge(
-        repo_root, "classify", tiny_bundle, *sample_images[:2], "--json", "--variant", "float32"
+        repo_root, "classify", random_bundle, *photos[:2], "--json", "--variant", "float32"
     )
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
-    assert [entry["image"] for entry in output] == [str(p) for p in sample_images[:2]]
-    expected = Classifier(tiny_bundle, "float32").classify(sample_images[0])
+    assert [entry["image"] for entry in output] == [str(p) for p in photos[:2]]
+    expected = Classifier(random_bundle, "float32").classify(photos[0])
     for entry in output:
         probabilities = [p["probability"] for p in entry["predictions"]]
         assert sorted(p["code"] for p in entry["predictions"]) == sorted(CODES)
@@ -53,37 +59,37 @@ def test_classify_json_lists_every_image_with_seven_sorted_predictions(repo_root
     assert DISCLAIMER in result.stderr
 
 
-def test_classify_text_shows_top_k_table_and_disclaimer(repo_root, tiny_bundle, sample_images):
-    result = run_edge(repo_root, "classify", tiny_bundle, sample_images[0], "--top-k", "3")
+def test_classify_text_shows_top_k_table_and_disclaimer(repo_root, random_bundle, photos):
+    result = run_edge(repo_root, "classify", random_bundle, photos[0], "--top-k", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == str(sample_images[0])
-    top = Classifier(tiny_bundle, "int8").classify(sample_images[0])[:3]
+    assert lines[0] == str(photos[0])
+    top = Classifier(random_bundle, "int8").classify(photos[0])[:3]
     assert [line.split()[0] for line in lines[1:4]] == [p.code for p in top]
     assert lines[1].endswith(f"{top[0].probability:.1%}")
     assert lines[4] == ""
     assert lines[5] == DISCLAIMER
 
 
-def test_folder_skips_non_images_and_reports_unreadable_ones(repo_root, tiny_bundle, sample_images, tmp_path):
+def test_folder_skips_non_images_and_reports_unreadable_ones(repo_root, random_bundle, photos, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
-    for path in sample_images[:2]:
+    for path in photos[:2]:
         shutil.copy(path, folder)
     (folder / "notes.txt").write_text("not a photo")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 truncated nonsense")
-    result = run_edge(repo_root, "classify", tiny_bundle, folder, "--json")
+    result = run_edge(repo_root, "classify", random_bundle, folder, "--json")
     assert result.returncode == 0, result.stderr
     classified = [entry["image"] for entry in json.loads(result.stdout)]
-    assert classified == sorted(str(folder / p.name) for p in sample_images[:2])
+    assert classified == sorted(str(folder / p.name) for p in photos[:2])
     assert f"note: skipping {folder / 'notes.txt'}: not an image file" in result.stderr
     assert f"error: {folder / 'broken.jpg'} is not an image format LesionLite reads" in result.stderr
 
 
-def test_nothing_classified_exits_non_zero(repo_root, tiny_bundle, tmp_path):
+def test_nothing_classified_exits_non_zero(repo_root, random_bundle, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"nope")
-    result = run_edge(repo_root, "classify", tiny_bundle, broken, tmp_path / "missing.jpg")
+    result = run_edge(repo_root, "classify", random_bundle, broken, tmp_path / "missing.jpg")
     assert result.returncode == 1
     assert f"error: cannot open {tmp_path / 'missing.jpg'}: No such file or directory" in result.stderr
     assert result.stderr.rstrip().endswith("error: no image could be classified")
@@ -98,24 +104,24 @@ def test_nothing_classified_exits_non_zero(repo_root, tiny_bundle, tmp_path):
         ("unknown schema", "error: {bundle}/manifest.json has schema_version 2, this runtime knows 1"),
     ],
 )
-def test_bad_bundle_exits_with_message(case, message, repo_root, tiny_bundle, sample_images, tmp_path):
-    bundle_dir, _ = damage(case, copy_bundle(tiny_bundle, tmp_path / "bundle"))
-    result = run_edge(repo_root, "classify", bundle_dir, sample_images[0])
+def test_bad_bundle_exits_with_message(case, message, repo_root, random_bundle, photos, tmp_path):
+    bundle_dir, _ = damage(case, copy_bundle(random_bundle, tmp_path / "bundle"))
+    result = run_edge(repo_root, "classify", bundle_dir, photos[0])
     assert result.returncode == 1
     assert message.format(bundle=tmp_path / "bundle") in result.stderr
     assert result.stdout == ""
 
 
-def test_unknown_variant_lists_the_available_ones(repo_root, tiny_bundle, sample_images):
-    result = run_edge(repo_root, "classify", tiny_bundle, sample_images[0], "--variant", "int4")
+def test_unknown_variant_lists_the_available_ones(repo_root, random_bundle, photos):
+    result = run_edge(repo_root, "classify", random_bundle, photos[0], "--variant", "int4")
     assert result.returncode == 1
     assert (
         "error: unknown variant 'int4': this bundle has float32, float16, dynamic_int8, int8" in result.stderr
     )
 
 
-def test_camera_that_cannot_open_exits_with_message(repo_root, tiny_bundle):
-    result = run_edge(repo_root, "camera", tiny_bundle, "--device", "97", "--frames", "1")
+def test_camera_that_cannot_open_exits_with_message(repo_root, random_bundle):
+    result = run_edge(repo_root, "camera", random_bundle, "--device", "97", "--frames", "1")
     assert result.returncode == 1
     assert "error: cannot open camera 97" in result.stderr
 
@@ -140,15 +146,15 @@ class FakeCapture:
 
 
 def test_camera_converts_bgr_frames_to_rgb_and_saves_the_last(
-    tiny_bundle, sample_images, tmp_path, capsys, monkeypatch
+    random_bundle, photos, tmp_path, capsys, monkeypatch
 ):
     cv2 = pytest.importorskip("cv2")
-    classifier = Classifier(tiny_bundle, "int8")
-    rgb = classifier.preprocess(sample_images[0])
+    classifier = Classifier(random_bundle, "int8")
+    rgb = classifier.preprocess(photos[0])
     capture = FakeCapture(np.ascontiguousarray(rgb[:, :, ::-1]))
     monkeypatch.setattr(cv2, "VideoCapture", lambda device: capture)
     saved = tmp_path / "last.jpg"
-    code = main(["camera", str(tiny_bundle), "--frames", "2", "--interval", "0", "--save-last", str(saved)])
+    code = main(["camera", str(random_bundle), "--frames", "2", "--interval", "0", "--save-last", str(saved)])
     assert code == 0
     expected = camera_module.format_frame(0, classifier.classify(rgb)[:3])
     assert capsys.readouterr().out.splitlines() == [expected, expected.replace("frame 0", "frame 1")]

@@ -17,6 +17,7 @@ from edge.preprocess import preprocess
 from tests.conftest import PYTHON, ROOT, run_module
 from training.config import ConfigError, resolve
 
+
 def test_tiny_model_beats_chance_by_far(tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert metrics["balanced_accuracy"] >= 0.8, metrics["balanced_accuracy"]  # chance is 1/7 = 0.14

@@ -97,7 +97,7 @@ install -d -m 0755 "$PREFIX"
 if [ "$SRC" != "$PREFIX" ]; then
   rsync -a --delete --chmod=D755,F644 \
     --exclude=/.git --exclude=/.venv --exclude=/.cache --exclude=/bundle --exclude=/runs \
-    --exclude=/demo-data --exclude=/bench --exclude=__pycache__ --exclude='*.pyc' \
+    --exclude=/demo-data --exclude=__pycache__ --exclude='*.pyc' \
     --exclude=.pytest_cache --exclude=.ruff_cache --exclude=.hypothesis \
     "$SRC/" "$PREFIX/"
   chmod 0755 "$PREFIX/edge/pi/install.sh"

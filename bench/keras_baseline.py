@@ -1,23 +1,25 @@
-"""The Keras float model as a baseline row for `python -m edge bench --keras-baseline`.
+"""The Keras float model as a baseline row for `python -m bench edge --keras-baseline`.
 
-Example usage (edge/bench.py runs it as a separate program, so edge/ never imports TensorFlow):
-    python -m export.keras_baseline JOB.json
+Example usage (bench/edge.py runs it as a separate program, so the edge benchmark never imports
+TensorFlow):
+    python -m bench keras-baseline JOB.json
 
-JOB.json: {"model": ".../model.keras", "pixels": "one.npy", "data": "test.npy" or null,
-"warmup": N, "runs": N}. Prints one JSON object, shaped like edge.bench's variant results.
+JOB.json: {"model": "runs/NAME/model.keras", "pixels": "one.npy", "data": "test.npy" or null,
+"warmup": N, "runs": N}. Prints one JSON object, shaped like bench.edge's variant results.
+Keras is imported inside measure(), since its import time is one of the figures.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from edge.bench import peak_rss_mb, percentiles, rss_mb, time_ms
+from bench import BenchError
+from bench.measure import peak_rss_mb, percentiles, rss_mb, time_ms
 
 
 def measure(job: dict) -> dict:
@@ -50,15 +52,11 @@ def measure(job: dict) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m export.keras_baseline JOB.json", file=sys.stderr)
-        return 2
-    print(json.dumps(measure(json.loads(Path(args[0]).read_text()))))
+    try:
+        job = json.loads(Path(args.job).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BenchError(f"cannot read the job file {args.job}: {err}") from None
+    print(json.dumps(measure(job)))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,22 +1,33 @@
 """Benchmark the training input pipeline and the training step on this machine.
 
 Example usage:
-    python -m training.bench --data demo-data --config demo
+    python -m bench training --data demo-data --config demo
 
 Measures images/s of (a) decoding every JPEG through the shared preprocessing, as a pipeline
 without the cache would do every epoch, (b) the cached tf.data pipeline with the seed's
 augmentation, and (c) the time of one training step (forward + backward, all layers trainable).
+TensorFlow and training/ are imported inside the functions, so `python -m bench edge` and
+`python -m bench serving` never load them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bench import BenchError, positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder in either HAM10000 layout")
+    parser.add_argument("--config", default="demo", help="named config (its image size, alpha, batch size)")
+    parser.add_argument("--images", type=positive_int, default=400, help="images to decode for (a)")
+    parser.add_argument("--batches", type=positive_int, default=30, help="batches to draw for (b)")
+    parser.add_argument("--steps", type=positive_int, default=10, help="training steps to time for (c)")
 
 
 def images_per_second(count: int, seconds: float) -> float:
@@ -63,26 +74,24 @@ def bench_step(pixels: np.ndarray, labels: np.ndarray, config, steps: int) -> fl
     return 1000 * (time.perf_counter() - started) / max(1, n // config.batch_size)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="HAM10000-layout folder")
-    parser.add_argument("--config", default="demo", help="named config (its image size, alpha, batch size)")
-    parser.add_argument("--images", type=int, default=400, help="images to decode for (a)")
-    parser.add_argument("--batches", type=int, default=30, help="batches to draw for (b)")
-    parser.add_argument("--steps", type=int, default=10, help="training steps to time for (c)")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def load(args: argparse.Namespace):
+    """The named config, the folder's records and their decoded pixels; errors as BenchErrors."""
     from training.config import ConfigError, resolve
-    from training.data import DataError, decode_images, labels_of, load_records
+    from training.data import DataError, decode_images, load_records
 
     try:
         config = resolve(args.config, {})
         records = load_records(args.data)
+        return config, records, decode_images(records, config.image_size, cache_dir=None)
     except (ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    decoded = decode_images(records, config.image_size, cache_dir=None)
+        raise BenchError(str(err)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.data import labels_of
+
+    config, records, decoded = load(args)
     labels = labels_of(decoded.records)
     decode_rate = bench_decode(records, config.image_size, args.images)
     pipeline_rate = bench_pipeline(decoded.pixels, labels, config, args.batches)
@@ -94,7 +103,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| cache speed-up | {pipeline_rate / decode_rate:.1f}x |")
     print(f"| training step (all layers trainable) | {step_ms:.0f} ms = {1000 * config.batch_size / step_ms:.0f} images/s |")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
