@@ -13,8 +13,9 @@ import pytest
 from edge import Classifier
 from edge import camera as camera_module
 from edge.cli import main
+from edge.errors import BundleError, run_cli
 from edge.labels import CODES, DISCLAIMER
-from tests.test_edge_classifier import copy_bundle, damage
+from tests.test_edge_classifier import copy_bundle, damage, edit_manifest
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_nothing_classified_exits_non_zero(repo_root, random_bundle, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"nope")
     result = run_edge(repo_root, "classify", random_bundle, broken, tmp_path / "missing.jpg")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"error: cannot open {tmp_path / 'missing.jpg'}: No such file or directory" in result.stderr
     assert result.stderr.rstrip().endswith("error: no image could be classified")
     assert result.stdout == ""
@@ -101,20 +102,20 @@ def test_nothing_classified_exits_non_zero(repo_root, random_bundle, tmp_path):
     [
         ("missing folder", "error: bundle folder {bundle}/nowhere does not exist"),
         ("hash mismatch", "error: int8.tflite: sha256 mismatch, expected "),
-        ("unknown schema", "error: {bundle}/manifest.json has schema_version 2, this runtime knows 1"),
+        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 2"),
     ],
 )
 def test_bad_bundle_exits_with_message(case, message, repo_root, random_bundle, photos, tmp_path):
     bundle_dir, _ = damage(case, copy_bundle(random_bundle, tmp_path / "bundle"))
     result = run_edge(repo_root, "classify", bundle_dir, photos[0])
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert message.format(bundle=tmp_path / "bundle") in result.stderr
     assert result.stdout == ""
 
 
 def test_unknown_variant_lists_the_available_ones(repo_root, random_bundle, photos):
     result = run_edge(repo_root, "classify", random_bundle, photos[0], "--variant", "int4")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert (
         "error: unknown variant 'int4': this bundle has float32, float16, dynamic_int8, int8" in result.stderr
     )
@@ -122,7 +123,7 @@ def test_unknown_variant_lists_the_available_ones(repo_root, random_bundle, phot
 
 def test_camera_that_cannot_open_exits_with_message(repo_root, random_bundle):
     result = run_edge(repo_root, "camera", random_bundle, "--device", "97", "--frames", "1")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "error: cannot open camera 97" in result.stderr
 
 
@@ -160,3 +161,34 @@ def test_camera_converts_bgr_frames_to_rgb_and_saves_the_last(
     assert capsys.readouterr().out.splitlines() == [expected, expected.replace("frame 0", "frame 1")]
     assert saved.read_bytes()[:2] == b"\xff\xd8"
     assert capture.released
+
+
+def test_a_float32_only_bundle_is_classified_without_a_variant_flag(repo_root, random_bundle, photos, tmp_path):
+    only_float = copy_bundle(random_bundle, tmp_path / "float32-only", variants=("float32",))
+    edit_manifest(only_float, lambda m: m.update(default_variant="float32", variants={"float32": m["variants"]["float32"]}))
+    result = run_edge(repo_root, "classify", only_float, photos[0], "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)[0]["predictions"]) == 7
+
+
+def test_a_mistyped_manifest_field_is_named(repo_root, random_bundle, photos, tmp_path):
+    broken = copy_bundle(random_bundle, tmp_path / "bundle")
+    edit_manifest(broken, lambda m: m["variants"]["int8"].update(sha256=7))
+    result = run_edge(repo_root, "classify", broken, photos[0])
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {broken / 'manifest.json'}: 'variants.int8.sha256' must be a JSON string, got int"
+
+
+def test_run_cli_exit_codes(capsys):
+    def user_error(argv):
+        raise BundleError("the bundle is wrong")
+
+    def bug(argv):
+        raise KeyError("oops")
+
+    assert run_cli(user_error, [], prog="x") == 2
+    assert capsys.readouterr().err == "error: the bundle is wrong\n"
+    assert run_cli(bug, [], prog="x") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("x: internal error: KeyError: 'oops'") and err.count("\n") == 1
+    assert run_cli(lambda argv: None, []) == 0
