@@ -1,26 +1,56 @@
-"""Helpers shared by the PWA's API and browser tests: a real waitress server, images, HTTP calls."""
+"""Helpers shared by the PWA's tests: the real `python -m pwa` server, photos, HTTP calls, Chromium."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client as http_client
 import io
 import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 60
 URL_LINE = re.compile(r"serving at (https?://\S+)")
+MB = 1024 * 1024
+# Debian's chromium package: /usr/bin/chromium is a wrapper script around this binary.
+CHROMIUM_FALLBACK = Path("/usr/lib/chromium/chromium")
+
+
+def find_chromium() -> Path | None:
+    """Debian's Chromium (for Playwright's executable_path), or None when it is not installed."""
+    found = shutil.which("chromium")
+    if found:
+        return Path(found)
+    return CHROMIUM_FALLBACK if CHROMIUM_FALLBACK.exists() else None
+
+
+def synthetic_photo(seed: int = 0, size: tuple[int, int] = (600, 450)) -> Image.Image:
+    """A lesion-like photo: a blurred dark blob on noisy skin tones, different for each seed."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    skin = np.array([205, 160, 135]) + rng.integers(-25, 25, 3)
+    noise = rng.normal(0, 12, (height, width, 3))
+    image = Image.fromarray(np.clip(skin + noise, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    cx, cy = width / 2 + rng.integers(-60, 60), height / 2 + rng.integers(-40, 40)
+    rx, ry = rng.integers(60, 140), rng.integers(50, 120)
+    colour = tuple(int(c) for c in rng.integers(40, 140, 3))
+    draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=colour)
+    return image.filter(ImageFilter.GaussianBlur(4))
 
 
 def jpeg_bytes(image: Image.Image, quality: int = 90, **save_kwargs) -> bytes:
@@ -114,3 +144,31 @@ def post_photo(base_url: str, data: bytes, content_type: str = "image/jpeg", con
     """(status, JSON answer) of POST /api/predict with a raw image body."""
     status, _, body = http("POST", f"{base_url}/api/predict", data, content_type, context)
     return status, json.loads(body)
+
+
+def post_streamed(url: str, chunks: Iterable[bytes], length: int, content_type: str, context=None):
+    """POST a body sent chunk by chunk (a socket send loop); (status, headers, body) of the answer.
+
+    Raises whatever the socket raises, e.g. ConnectionResetError if the server stops reading.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        connection = http_client.HTTPSConnection(parts.hostname, parts.port, timeout=60, context=context)
+    else:
+        connection = http_client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    with contextlib.closing(connection):
+        connection.putrequest("POST", parts.path)
+        connection.putheader("Content-Type", content_type)
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        for chunk in chunks:
+            connection.send(chunk)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+
+
+def zeros(total: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
+    """`total` zero bytes in chunks, never all in memory at once."""
+    while total > 0:
+        yield b"\0" * min(chunk, total)
+        total -= chunk
