@@ -1,5 +1,6 @@
 """The PWA in a real browser: Debian's Chromium driven by Playwright, as a Pixel 7, against the
-real waitress server. Fake camera from a Y4M file; see DESIGN.md "Testing in a real browser"."""
+real `python -m pwa` server with the untrained random bundle (the flows, not the model's answers).
+Chromium's fake camera plays a Y4M file made from a synthetic lesion photo."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import email
 import email.policy
 import io
 import json
-import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,10 @@ import pytest
 from PIL import Image
 
 from edge.labels import DISCLAIMER
-from pwa import api
-from tests.pwa_helpers import REPO, http, post_photo, running_server
+from tests.pwa_helpers import REPO, find_chromium, http, jpeg_bytes, post_photo, running_server, synthetic_photo
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
 SCREENSHOT = REPO / "runs" / "screenshots" / "pwa-result.png"
 CAMERA_SIDE = 480  # Y4M frames: I420 needs even sides
 TIMEOUT_MS = 15_000
@@ -48,12 +47,14 @@ def y4m_from_image(image: Image.Image, path: Path, frames: int = 3) -> Path:
     return path
 
 
-def displayed_percent(probability: float) -> str:
-    """app.js formatPercent: Math.round (half up), then "<1%" and ">99%" at the ends of the scale."""
-    percent = math.floor(probability * 100 + 0.5)
-    if percent <= 0:
-        return "<1%"
-    return ">99%" if percent >= 100 else f"{percent}%"
+def shows_probability(text: str, probability: float) -> bool:
+    """The displayed percent fits the probability (its exact rounding is tested in tests/js/)."""
+    if text == "<1%":
+        return probability < 0.01
+    if text == ">99%":
+        return probability > 0.99
+    match = re.fullmatch(r"(\d{1,2})%", text)
+    return match is not None and abs(int(match.group(1)) - probability * 100) <= 0.5 + 1e-9
 
 
 def uploaded_image(request) -> bytes:
@@ -72,20 +73,30 @@ def uploaded_image(request) -> bytes:
 
 @pytest.fixture(scope="module")
 def chromium_path():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/install-system-deps.sh)")
-    return str(CHROMIUM)
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
+    return str(chromium)
 
 
 @pytest.fixture(scope="module")
-def server(tiny_bundle, tmp_path_factory):
-    with running_server(tiny_bundle, tmp_path_factory.mktemp("server")) as running:
+def server(random_bundle, tmp_path_factory):
+    with running_server(random_bundle, tmp_path_factory.mktemp("server")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def camera_video(sample_images, tmp_path_factory):
-    return y4m_from_image(Image.open(sample_images[0]), tmp_path_factory.mktemp("camera") / "lesion.y4m")
+def photo_files(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    paths = [folder / f"lesion-{seed}.jpg" for seed in range(3)]
+    for seed, path in enumerate(paths):
+        path.write_bytes(jpeg_bytes(synthetic_photo(seed)))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def camera_video(tmp_path_factory):
+    return y4m_from_image(synthetic_photo(0), tmp_path_factory.mktemp("camera") / "lesion.y4m")
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +165,11 @@ def shown_top(page) -> list[tuple[str, float, str]]:
 
 def assert_page_shows(page, predictions: list[dict]) -> None:
     """The result view shows exactly this API answer: top three, all seven, notice, disclaimer."""
-    expected = [(p["code"], p["probability"], displayed_percent(p["probability"])) for p in predictions[:3]]
-    assert shown_top(page) == expected
+    top = shown_top(page)
+    assert [(code, probability) for code, probability, _ in top] == [
+        (p["code"], p["probability"]) for p in predictions[:3]
+    ]
+    assert all(shows_probability(text, probability) for _, probability, text in top), top
     all_rows = page.locator("#all-classes tr")
     assert all_rows.count() == 7
     assert [all_rows.nth(i).get_attribute("data-code") for i in range(7)] == [p["code"] for p in predictions]
@@ -201,14 +215,14 @@ def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser,
     context.close()
 
 
-def test_file_input_fallback_when_the_camera_is_refused(browser, phone, server, sample_images):
+def test_file_input_fallback_when_the_camera_is_refused(browser, phone, server, photo_files):
     context, page = new_page(browser, phone, server)  # no camera permission: refused
     page.goto("/")
     page.locator("#camera-status").filter(has_text="Camera permission was refused").wait_for()
     assert page.locator("#capture").is_hidden()
     assert page.locator("#camera-file").get_attribute("capture") == "environment"
-    photo = sample_images[1].read_bytes()
-    page.locator("#camera-file").set_input_files(str(sample_images[1]))
+    photo = photo_files[1].read_bytes()
+    page.locator("#camera-file").set_input_files(str(photo_files[1]))
     page.locator("#result-view").wait_for(state="visible")
     status, answer = post_photo(server.base_url, photo)
     assert status == 200
@@ -223,7 +237,10 @@ def test_the_apis_refusal_is_shown_to_the_user(browser, phone, server, tmp_path)
     page.goto("/")
     page.locator("#gallery-file").set_input_files(str(not_a_photo))
     page.locator("#error").wait_for(state="visible")
-    assert page.locator("#error-text").inner_text() == api.NOT_AN_IMAGE
+    assert page.locator("#error-text").inner_text() == (
+        "The photo is not an image format LesionLite reads: send a JPEG or PNG."
+    )
+    assert page.locator("#error-retry").is_hidden()  # retrying the same file cannot help
     assert page.locator("#capture-view").is_visible()  # straight back to taking a photo
     assert page.locator("#result-view").is_hidden()
     context.close()
@@ -292,10 +309,10 @@ def test_without_the_service_worker_an_offline_reload_fails(browser, phone, serv
     context.close()
 
 
-def test_service_worker_never_caches_the_api(browser, phone, server, sample_images):
+def test_service_worker_never_caches_the_api(browser, phone, server, photo_files):
     context, page = _controlled_page(browser, phone, server, permissions=["camera"])
     wait_in_page(page, "navigator.serviceWorker.controller !== null")
-    page.locator("#gallery-file").set_input_files(str(sample_images[2]))
+    page.locator("#gallery-file").set_input_files(str(photo_files[2]))
     page.locator("#result-view").wait_for(state="visible")
     page.evaluate("fetch('/api/model').then(r => r.json())")
     cached = page.evaluate(
@@ -307,7 +324,7 @@ def test_service_worker_never_caches_the_api(browser, phone, server, sample_imag
             return urls.map((url) => new URL(url).pathname);
         }"""
     )
-    assert "/" in cached and "/static/app.js" in cached and "/offline.html" in cached
+    assert {"/", "/static/js/app.js", "/static/js/logic.js", "/offline.html"} <= set(cached)
     assert not [path for path in cached if path.startswith("/api") or path == "/healthz"]
     status, _, _ = http("GET", f"{server.base_url}/sw.js")
     assert status == 200

@@ -88,7 +88,8 @@ def test_the_app_page_loads_one_module_entry_that_exists(client):
     parser = _InlineCode()
     parser.feed(client.get("/").get_data(as_text=True))
     assert parser.scripts == [{"type": "module", "src": "/static/js/app.js"}]
-    assert client.get("/static/js/app.js").status_code == 200
+    with client.get("/static/js/app.js") as response:
+        assert response.status_code == 200
 
 
 def test_service_worker_is_served_from_root_uncached_and_versioned(client):
@@ -106,7 +107,8 @@ def test_service_worker_precaches_every_shell_file(client):
     shell = re.search(r"const SHELL = \[(.*?)\];", source, re.S).group(1)
     listed = set(re.findall(r'"(/[^"]*)"', shell)) | ({"/offline.html"} if "OFFLINE_PAGE" in shell else set())
     for path in listed:
-        assert client.get(path).status_code == 200, path
+        with client.get(path) as response:
+            assert response.status_code == 200, path
     static = REPO / "pwa" / "static"
     scripts = {f"/static/{p.relative_to(static).as_posix()}" for p in static.rglob("*.js")
                if not p.name.endswith(".test.mjs") and p.name != "sw.js"}
