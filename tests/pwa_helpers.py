@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import http.client as http_client
 import io
 import json
@@ -10,12 +12,14 @@ import os
 import queue
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -172,3 +176,70 @@ def zeros(total: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
     while total > 0:
         yield b"\0" * min(chunk, total)
         total -= chunk
+
+
+# --- Bad uploads ---------------------------------------------------------------------------
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height but holds almost no data: a decompression bomb's header."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    pixels = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def heic_header() -> bytes:
+    return struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0" + b"mif1heic" + b"\0" * 200
+
+
+def corrupt_png(photo: bytes) -> bytes:
+    data = bytearray(png_bytes(Image.open(io.BytesIO(photo))))
+    start = data.index(b"IDAT") + 40
+    data[start : start + 400] = b"\xff" * 400  # damage the compressed pixels
+    return bytes(data)
+
+
+def gif_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (120, 60, 40)).save(buffer, "GIF")
+    return buffer.getvalue()
+
+# --- The browser tests' fake camera and captured uploads --------------------------------------
+
+
+def y4m_from_image(image: Image.Image, path: Path, side: int, frames: int = 3) -> Path:
+    """Write an I420 Y4M video, side x side, of the image's centre square (BT.601 limited range, as
+    cameras do); side must be even."""
+    crop = min(image.size)
+    left, top = (image.width - crop) // 2, (image.height - crop) // 2
+    square = image.convert("RGB").crop((left, top, left + crop, top + crop))
+    rgb = np.asarray(square.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+
+    def plane(values: np.ndarray, subsample: bool) -> bytes:
+        if subsample:
+            values = values.reshape(side // 2, 2, side // 2, 2).mean(axis=(1, 3))
+        return np.clip(np.round(values), 0, 255).astype(np.uint8).tobytes()
+
+    frame = b"FRAME\n" + plane(y, False) + plane(u, True) + plane(v, True)
+    header = f"YUV4MPEG2 W{side} H{side} F30:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + frame * frames)
+    return path
+
+
+def uploaded_image(request) -> bytes:
+    """The 'image' part of the multipart body the page sent."""
+    content_type = request.headers["content-type"]
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + request.post_data_buffer, policy=email.policy.HTTP
+    )
+    parts = [p for p in message.iter_parts() if p.get_param("name", header="content-disposition") == "image"]
+    assert len(parts) == 1, "the page must send exactly one multipart field 'image'"
+    return parts[0].get_payload(decode=True)

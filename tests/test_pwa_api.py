@@ -8,8 +8,6 @@ import hashlib
 import io
 import json
 import logging
-import struct
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,7 +17,16 @@ from PIL import Image
 from edge import Classifier
 from edge.labels import DISCLAIMER
 from pwa import api, create_app
-from tests.pwa_helpers import MB, jpeg_bytes, png_bytes, synthetic_photo
+from tests.pwa_helpers import (
+    MB,
+    corrupt_png,
+    gif_bytes,
+    heic_header,
+    jpeg_bytes,
+    png_bytes,
+    png_header_only,
+    synthetic_photo,
+)
 
 SEVEN_CODES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 RANDOM_BUNDLE_SIZE = 96  # tests/random_bundle.py builds a 96 px model
@@ -159,34 +166,6 @@ def test_exif_orientation_is_applied(tiny_bundle, sample_images):
 # --- Refusals: exact status and message, and the server keeps serving -------------------------
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims width x height but holds almost no data: a decompression bomb's header."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    pixels = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-def _heic_header() -> bytes:
-    return struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0" + b"mif1heic" + b"\0" * 200
-
-
-def _corrupt_png(photo: bytes) -> bytes:
-    data = bytearray(png_bytes(Image.open(io.BytesIO(photo))))
-    start = data.index(b"IDAT") + 40
-    data[start : start + 400] = b"\xff" * 400  # damage the compressed pixels
-    return bytes(data)
-
-
-def _gif() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), (120, 60, 40)).save(buffer, "GIF")
-    return buffer.getvalue()
-
-
 def _body(data: bytes, content_type: str) -> dict:
     return {"data": data, "content_type": content_type}
 
@@ -210,23 +189,23 @@ BAD_UPLOADS = [
     pytest.param(lambda photo: _body(b"hello", "image/png"), 415, NOT_AN_IMAGE, id="text-as-png"),
     pytest.param(lambda photo: _body(b"hello", "text/plain"), 415,
                  "Content type text/plain is not a photo: send a JPEG or PNG.", id="text-body"),
-    pytest.param(lambda photo: multipart(_heic_header(), "IMG_0001.HEIC"), 415, HEIF, id="heic"),
-    pytest.param(lambda photo: _body(_heic_header(), "image/heic"), 415, HEIF, id="heic-raw"),
-    pytest.param(lambda photo: multipart(_gif(), "a.gif"), 415, NOT_AN_IMAGE, id="gif"),
-    pytest.param(lambda photo: _body(_gif(), "image/gif"), 415,
+    pytest.param(lambda photo: multipart(heic_header(), "IMG_0001.HEIC"), 415, HEIF, id="heic"),
+    pytest.param(lambda photo: _body(heic_header(), "image/heic"), 415, HEIF, id="heic-raw"),
+    pytest.param(lambda photo: multipart(gif_bytes(), "a.gif"), 415, NOT_AN_IMAGE, id="gif"),
+    pytest.param(lambda photo: _body(gif_bytes(), "image/gif"), 415,
                  "Content type image/gif is not a photo: send a JPEG or PNG.", id="gif-raw"),
     pytest.param(lambda photo: _body(photo[: len(photo) // 2], "image/jpeg"), 400, CORRUPT, id="truncated-jpeg"),
-    pytest.param(lambda photo: _body(_corrupt_png(photo), "image/png"), 400, CORRUPT, id="corrupt-png"),
+    pytest.param(lambda photo: _body(corrupt_png(photo), "image/png"), 400, CORRUPT, id="corrupt-png"),
     pytest.param(lambda photo: _body(photo + b"\0" * (20 * MB), "image/jpeg"), 413, OVER_20_MB, id="over-20-mb"),
     pytest.param(lambda photo: multipart(b"\0" * (21 * MB)), 413, OVER_20_MB, id="over-20-mb-multipart"),
     pytest.param(
-        lambda photo: _body(_png_header_only(9000, 8000), "image/png"),
+        lambda photo: _body(png_header_only(9000, 8000), "image/png"),
         413,
         "The photo is 9000x8000 pixels, over the limit of 64,000,000: send a smaller photo.",
         id="over-pixel-limit",
     ),
     pytest.param(
-        lambda photo: _body(_png_header_only(20000, 20000), "image/png"),
+        lambda photo: _body(png_header_only(20000, 20000), "image/png"),
         413,
         "The photo has far too many pixels (limit 64,000,000): send a smaller photo.",
         id="decompression-bomb",

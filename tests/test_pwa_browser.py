@@ -4,47 +4,32 @@ Chromium's fake camera plays a Y4M file made from a synthetic lesion photo."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import io
 import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from edge.labels import DISCLAIMER
-from tests.pwa_helpers import REPO, find_chromium, http, jpeg_bytes, post_photo, running_server, synthetic_photo
+from tests.pwa_helpers import (
+    REPO,
+    find_chromium,
+    http,
+    jpeg_bytes,
+    post_photo,
+    running_server,
+    synthetic_photo,
+    uploaded_image,
+    y4m_from_image,
+)
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = REPO / "runs" / "screenshots" / "pwa-result.png"
-CAMERA_SIDE = 480  # Y4M frames: I420 needs even sides
+CAMERA_SIDE = 480  # the fake camera's square frames (I420 needs even sides)
 TIMEOUT_MS = 15_000
-
-
-def y4m_from_image(image: Image.Image, path: Path, frames: int = 3) -> Path:
-    """Write an I420 Y4M video of the image's centre square (BT.601 limited range, as cameras do)."""
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.convert("RGB").crop((left, top, left + side, top + side))
-    rgb = np.asarray(square.resize((CAMERA_SIDE, CAMERA_SIDE), Image.Resampling.BILINEAR), dtype=np.float64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
-    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
-    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
-
-    def plane(values: np.ndarray, subsample: bool) -> bytes:
-        if subsample:
-            values = values.reshape(CAMERA_SIDE // 2, 2, CAMERA_SIDE // 2, 2).mean(axis=(1, 3))
-        return np.clip(np.round(values), 0, 255).astype(np.uint8).tobytes()
-
-    frame = b"FRAME\n" + plane(y, False) + plane(u, True) + plane(v, True)
-    header = f"YUV4MPEG2 W{CAMERA_SIDE} H{CAMERA_SIDE} F30:1 Ip A1:1 C420jpeg\n".encode()
-    path.write_bytes(header + frame * frames)
-    return path
 
 
 def shows_probability(text: str, probability: float) -> bool:
@@ -55,17 +40,6 @@ def shows_probability(text: str, probability: float) -> bool:
         return probability > 0.99
     match = re.fullmatch(r"(\d{1,2})%", text)
     return match is not None and abs(int(match.group(1)) - probability * 100) <= 0.5 + 1e-9
-
-
-def uploaded_image(request) -> bytes:
-    """The 'image' part of the multipart body the page sent."""
-    content_type = request.headers["content-type"]
-    message = email.message_from_bytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + request.post_data_buffer, policy=email.policy.HTTP
-    )
-    parts = [p for p in message.iter_parts() if p.get_param("name", header="content-disposition") == "image"]
-    assert len(parts) == 1, "the page must send exactly one multipart field 'image'"
-    return parts[0].get_payload(decode=True)
 
 
 # --- Fixtures: one server and one browser for the module, a fresh phone per test ----------------
@@ -96,7 +70,7 @@ def photo_files(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def camera_video(tmp_path_factory):
-    return y4m_from_image(synthetic_photo(0), tmp_path_factory.mktemp("camera") / "lesion.y4m")
+    return y4m_from_image(synthetic_photo(0), tmp_path_factory.mktemp("camera") / "lesion.y4m", CAMERA_SIDE)
 
 
 @pytest.fixture(scope="module")
