@@ -1,7 +1,7 @@
 """LesionLite's web app: a Flask API around edge.Classifier plus the mobile-first PWA that calls it.
 
 Example usage:
-    python -m pwa --bundle runs/demo/bundle            # serves http://127.0.0.1:8000/ with waitress
+    python -m pwa --bundle runs/demo/bundle            # serves http://127.0.0.1:8000/ with cheroot
 
     from pwa import create_app
     app = create_app({"BUNDLE": "runs/demo/bundle"})   # any WSGI server; loads the model once
@@ -58,9 +58,10 @@ class InMemoryRequest(Request):
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app and load the classifier once.
 
-    Config keys (defaults below): BUNDLE (bundle folder, required), VARIANT, THREADS (LiteRT
-    threads; None lets LiteRT choose), MAX_CONTENT_LENGTH (upload bytes), MAX_PIXELS (decoded
-    image size), CORS_ORIGINS (cross-origin callers allowed on /api; none means same-origin only).
+    Config keys (defaults below): BUNDLE (bundle folder, required), VARIANT (None: the bundle's
+    default_variant), THREADS (LiteRT threads; None lets LiteRT choose), MAX_CONTENT_LENGTH
+    (upload bytes; larger bodies get a JSON 413), MAX_PIXELS (decoded image size), CORS_ORIGINS
+    (cross-origin callers allowed on /api; none means same-origin only).
 
     Raises:
         edge.BundleError: the bundle is missing, corrupt or inconsistent (message says which).
@@ -69,7 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.request_class = InMemoryRequest
     app.config.from_mapping(
         BUNDLE=None,
-        VARIANT="int8",
+        VARIANT=None,
         THREADS=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         MAX_PIXELS=edge_preprocess.MAX_PIXELS,
@@ -78,9 +79,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from pwa import api, errors, pages
+    from pwa import api, errors, oversize, pages
 
     api.init_app(app)
+    oversize.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)

@@ -1,12 +1,12 @@
-"""Serve the LesionLite PWA and API with waitress (a production WSGI server, not Flask's dev server).
+"""Serve the LesionLite PWA and API with cheroot (a production WSGI server, not Flask's dev server).
 
 Example usage:
     python -m pwa --bundle runs/demo/bundle
     python -m pwa --bundle runs/demo/bundle --host 0.0.0.0 --port 8443 --cert kiosk.crt --key kiosk.key
 
 Phones get the live camera only over HTTPS (or on localhost); over plain HTTP on a LAN the page
-falls back to the phone's own camera app through a file input. --cert/--key put a TLS
-terminator in front of waitress (see pwa/tls.py); a reverse proxy such as Caddy works too.
+falls back to the phone's own camera app through a file input. --cert/--key serve HTTPS with
+cheroot's TLS adapter; a reverse proxy such as Caddy in front of plain HTTP works too.
 """
 
 from __future__ import annotations
@@ -16,26 +16,21 @@ import contextlib
 import socket
 import sys
 
-import waitress
+from edge.errors import UsageError, run_cli
+from pwa import create_app
+from pwa.server import build_server
 
-from edge import BundleError
-from pwa import create_app, tls
-
-# Waitress spools request bodies over inbuf_overflow to a temporary file, and answers bodies over
-# max_request_body_size itself. Both sit just above Flask's limit, so a photo is never written to
-# disk and a slightly-too-large upload still gets the app's JSON 413.
-BODY_SLACK = 1024 * 1024
-WAITRESS_THREADS = 4
+PROG = "python -m pwa"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m pwa",
+        prog=PROG,
         description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--bundle", required=True, help="exported bundle folder (runs/NAME/bundle)")
-    parser.add_argument("--variant", default="int8", help="model variant in the bundle")
+    parser.add_argument("--variant", default=None, help="model variant in the bundle (None: its default_variant)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: whole LAN)")
     parser.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     parser.add_argument("--threads", type=int, default=None, help="LiteRT interpreter threads (None: LiteRT decides)")
@@ -72,44 +67,35 @@ def lan_addresses(host: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve until Ctrl-C. Raises LesionLiteError (run_cli prints it, exit 2) for a bad bundle,
+    certificate, key or address."""
     args = parse_args(argv)
-    max_bytes = int(args.max_upload_mb * 1024 * 1024)
-    try:
-        app = create_app(
-            {
-                "BUNDLE": args.bundle,
-                "VARIANT": args.variant,
-                "THREADS": args.threads,
-                "MAX_CONTENT_LENGTH": max_bytes,
-                "CORS_ORIGINS": args.cors_origin,
-            }
-        )
-        context = tls.server_context(args.cert, args.key) if args.cert else None
-    except (BundleError, tls.TLSConfigError) as err:
-        print(f"python -m pwa: error: {err}", file=sys.stderr)
-        return 2
-    secure = context is not None
-    server = waitress.create_server(
-        app,
-        host="127.0.0.1" if secure else args.host,
-        port=0 if secure else args.port,
-        threads=WAITRESS_THREADS,
-        url_scheme="https" if secure else "http",
-        max_request_body_size=max_bytes + BODY_SLACK,
-        inbuf_overflow=max_bytes + BODY_SLACK,
-        ident="lesionlite",
+    app = create_app(
+        {
+            "BUNDLE": args.bundle,
+            "VARIANT": args.variant,
+            "THREADS": args.threads,
+            "MAX_CONTENT_LENGTH": int(args.max_upload_mb * 1024 * 1024),
+            "CORS_ORIGINS": args.cors_origin,
+        }
     )
-    port = server.effective_port
-    if secure:
-        port = tls.start_relay(args.host, args.port, server.effective_port, context)
-    scheme = "https" if secure else "http"
+    server = build_server(app, args.host, args.port, args.cert, args.key)
+    try:
+        server.prepare()  # binds the socket
+    except OSError as err:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
+    port = server.bind_addr[1]
+    scheme = "https" if args.cert else "http"
     for address in lan_addresses(args.host):
         print(f"LesionLite serving at {scheme}://{address}:{port}/", flush=True)
     print("A triage and teaching aid, not a diagnosis. Ctrl-C stops.", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a kiosk operator stops it
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a kiosk operator stops it
+            server.serve()
+    finally:
+        server.stop()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, prog=PROG))

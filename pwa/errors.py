@@ -1,20 +1,36 @@
-"""Error responses: every /api answer is JSON {"error": "..."} with a specific message; never a traceback."""
+"""Error responses: every /api answer is JSON {"error": "..."} with a specific message; never a traceback.
+
+The one place where errors become HTTP statuses: edge.preprocess's typed image errors, Werkzeug's
+404/405/413, and the 500 that only a bug reaches.
+"""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from pwa.api import UploadError
+from edge.errors import ImageError, ImageTooLargeError, UnsupportedImageError
+from pwa import oversize
 
+# Most specific first; ImageError itself covers CorruptImageError and a missing photo.
+IMAGE_ERROR_STATUS = ((UnsupportedImageError, 415), (ImageTooLargeError, 413), (ImageError, 400))
 INTERNAL_ERROR = "Internal server error: the photo was not classified. Try again."
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(UploadError, _upload_error)
+    app.register_error_handler(ImageError, _image_error)
     app.register_error_handler(HTTPException, _http_error)
     # Reached only by a bug: the tests show no input gets here. No details leak to the client.
     app.register_error_handler(500, _internal_error)
+
+
+def status_for(err: ImageError) -> int:
+    return next(status for kind, status in IMAGE_ERROR_STATUS if isinstance(err, kind))
+
+
+def too_large_message() -> str:
+    limit_mb = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+    return f"The upload is over the limit of {limit_mb:g} MB: send a smaller photo."
 
 
 def _is_api() -> bool:
@@ -27,15 +43,14 @@ def _error(status: int, message: str):
     return response
 
 
-def _upload_error(err: UploadError):
-    return _error(err.status, err.message)
+def _image_error(err: ImageError):
+    return _error(status_for(err), str(err))
 
 
 def _http_error(err: HTTPException):
     if isinstance(err, RequestEntityTooLarge):
         # Too large is an answer to the upload itself, whatever path it was sent to.
-        limit_mb = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
-        return _error(413, f"The upload is over the limit of {limit_mb:g} MB: send a smaller photo.")
+        return oversize.drain_after(_error(413, too_large_message()))
     if not _is_api():
         return err  # pages keep Werkzeug's plain HTML error page
     if isinstance(err, MethodNotAllowed):

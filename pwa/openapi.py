@@ -1,8 +1,18 @@
-"""The OpenAPI 3 description of the API, served at /api/openapi.json and fuzzed by the tests."""
+"""The OpenAPI 3 description of the API, generated from the app itself: served at /api/openapi.json,
+fuzzed by schemathesis and checked against the app's routes by tests/test_pwa_openapi.py.
+
+Paths and methods come from the app's url_map (the "api" blueprint), the upload's content types
+from the constant the code accepts, the predict refusals from pwa/errors.py's status table. Only
+the words (summaries, schemas) are written here, once per endpoint; a route without them makes
+document() fail, so the description cannot silently fall behind the code.
+"""
 
 from __future__ import annotations
 
+from flask import Flask
+
 from edge.labels import CODES, DISCLAIMER
+from pwa import api, errors
 
 _ERROR = {
     "type": "object",
@@ -85,6 +95,33 @@ _MODEL_INFO = {
 }
 
 
+_HEALTH = {
+    "type": "object",
+    "required": ["status", "variant", "disclaimer"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok"]},
+        "variant": {"type": "string"},
+        "disclaimer": {"$ref": "#/components/schemas/Disclaimer"},
+    },
+}
+SCHEMAS = {
+    "Error": _ERROR,
+    "Prediction": _PREDICTION,
+    "PredictResult": _PREDICT_RESULT,
+    "ModelInfo": _MODEL_INFO,
+    "Disclaimer": _DISCLAIMER,
+    "Health": _HEALTH,
+}
+BLUEPRINT = "api"
+IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Flask answers these itself on every route
+# Why /api/predict refuses a photo, per status of pwa/errors.py's IMAGE_ERROR_STATUS table.
+PREDICT_REFUSALS = {
+    400: "No photo, an empty one, or a corrupt or truncated one",
+    413: "An image with too many pixels, or an upload over the limit",
+    415: "Not a JPEG, PNG or WebP photo (HEIC is named in the message)",
+}
+
+
 def _json(schema_name: str, description: str) -> dict:
     return {
         "description": description,
@@ -92,79 +129,88 @@ def _json(schema_name: str, description: str) -> dict:
     }
 
 
-def document(max_content_length: int) -> dict:
-    """The OpenAPI document; max_content_length is the configured upload limit in bytes."""
+def _responses(limit_mb: str) -> dict:
+    """Answers any API path can give: a wrong method, a body over the limit, an unknown /api path."""
+    allow = {"description": "The methods this path answers", "schema": {"type": "string"}}
+    return {
+        "MethodNotAllowed": {**_json("Error", "Another method than this path's"), "headers": {"Allow": allow}},
+        "PayloadTooLarge": _json("Error", f"A request body over {limit_mb}, whatever the path"),
+        "NotFound": _json("Error", "Any /api/ path not in this document"),
+    }
+
+
+def _predict_operation(limit_mb: str) -> dict:
     binary = {"type": "string", "format": "binary"}
-    limit_mb = f"{max_content_length / (1024 * 1024):g} MB"
-    predict = {
+    content = {api.MULTIPART: {"schema": {"type": "object", "required": ["image"], "properties": {"image": binary}}}}
+    content |= {content_type: {"schema": binary} for content_type in api.ACCEPTED_CONTENT_TYPES}
+    statuses = sorted({status for _, status in errors.IMAGE_ERROR_STATUS})
+    return {
         "summary": "Classify one photo of a skin lesion",
         "description": (
             "All seven HAM10000 classes with probabilities, most probable first. "
             f"JPEG, PNG or WebP; up to {limit_mb}. EXIF orientation is applied. " + DISCLAIMER
         ),
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["image"], "properties": {"image": binary}},
-                },
-                "image/jpeg": {"schema": binary},
-                "image/png": {"schema": binary},
-            },
-        },
+        "requestBody": {"required": True, "content": content},
         "responses": {
             "200": _json("PredictResult", "The classes, most probable first"),
-            "400": _json("Error", "No photo, an empty one, or a corrupt or truncated one"),
-            "413": _json("Error", f"Upload over {limit_mb}, or an image with too many pixels"),
-            "415": _json("Error", "Not a JPEG, PNG or WebP photo (HEIC is named in the message)"),
+            **{str(status): _json("Error", PREDICT_REFUSALS[status]) for status in statuses},
         },
     }
+
+
+def _operations(limit_mb: str) -> dict[str, dict]:
+    """The words for each endpoint of the api blueprint, keyed by endpoint name."""
+    return {
+        "api.predict": _predict_operation(limit_mb),
+        "api.model": {
+            "summary": "The loaded model: labels, variant, input size and measured metrics",
+            "responses": {"200": _json("ModelInfo", "The loaded model")},
+        },
+        "api.healthz": {
+            "summary": "Liveness: the model is loaded and the server answers",
+            "responses": {"200": _json("Health", "Serving")},
+        },
+        "api.openapi_document": {
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {}}}},
+        },
+    }
+
+
+def api_routes(app: Flask) -> list[tuple[str, str, str]]:
+    """(path, method, endpoint) of every route of the api blueprint, HEAD and OPTIONS left out."""
+    return sorted(
+        (rule.rule, method, rule.endpoint)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith(BLUEPRINT + ".")
+        for method in (rule.methods or set()) - IGNORED_METHODS
+    )
+
+
+def document(app: Flask) -> dict:
+    """The OpenAPI document of this app's API.
+
+    Raises:
+        KeyError: an api route has no description in _operations (add one).
+    """
+    limit_mb = f"{app.config['MAX_CONTENT_LENGTH'] / (1024 * 1024):g} MB"
+    operations = _operations(limit_mb)
+    common = {status: {"$ref": f"#/components/responses/{name}"}
+              for status, name in (("405", "MethodNotAllowed"), ("413", "PayloadTooLarge"))}
+    paths: dict[str, dict] = {}
+    for path, method, endpoint in api_routes(app):
+        operation = operations[endpoint]
+        paths.setdefault(path, {})[method.lower()] = {
+            **operation, "responses": {**operation["responses"], **common}
+        }
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "LesionLite API",
             "version": "1",
-            "description": "Skin-lesion triage and teaching aid. " + DISCLAIMER,
+            "description": "Skin-lesion triage and teaching aid. Any other /api/ path answers a JSON 404 "
+            "(components.responses.NotFound). " + DISCLAIMER,
         },
-        "paths": {
-            "/api/predict": {"post": predict},
-            "/api/model": {
-                "get": {
-                    "summary": "The loaded model: labels, variant, input size and measured metrics",
-                    "responses": {"200": _json("ModelInfo", "The loaded model")},
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness: the model is loaded and the server answers",
-                    "responses": {"200": _json("Health", "Serving")},
-                }
-            },
-            "/api/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "responses": {
-                        "200": {"description": "OpenAPI 3 document", "content": {"application/json": {}}}
-                    },
-                }
-            },
-        },
-        "components": {
-            "schemas": {
-                "Error": _ERROR,
-                "Prediction": _PREDICTION,
-                "PredictResult": _PREDICT_RESULT,
-                "ModelInfo": _MODEL_INFO,
-                "Disclaimer": _DISCLAIMER,
-                "Health": {
-                    "type": "object",
-                    "required": ["status", "variant", "disclaimer"],
-                    "properties": {
-                        "status": {"type": "string", "enum": ["ok"]},
-                        "variant": {"type": "string"},
-                        "disclaimer": {"$ref": "#/components/schemas/Disclaimer"},
-                    },
-                },
-            }
-        },
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "responses": _responses(limit_mb)},
     }

@@ -2,6 +2,7 @@
 # System tools the test suite needs, on Debian bookworm (called by `make test`):
 #   chromium         Debian's Chromium, for the PWA browser tests (/usr/bin/chromium)
 #   openssl          makes the throwaway certificate of the HTTPS tests
+#   node             runs the front end's unit tests (node --test tests/js/; package nodejs)
 #   mmdebstrap       builds the extract-only arm64 sysroot for the Raspberry Pi emulation
 #   systemd-analyze  verifies the Pi's systemd units (package systemd; normally present)
 #   qemu-aarch64     qemu-user 10.x from bookworm-backports, unpacked into .cache/pi/qemu and
@@ -36,6 +37,8 @@ if [ -x /usr/bin/chromium ]; then say "chromium: ok (/usr/bin/chromium)"
 else say "chromium: missing"; pkgs+=(chromium); fi
 if command -v openssl >/dev/null; then say "openssl: ok ($(command -v openssl))"
 else say "openssl: missing"; pkgs+=(openssl); fi
+if command -v node >/dev/null; then say "node: ok ($(command -v node))"
+else say "node: missing"; pkgs+=(nodejs); fi
 if command -v mmdebstrap >/dev/null; then say "mmdebstrap: ok ($(command -v mmdebstrap))"
 else say "mmdebstrap: missing"; pkgs+=(mmdebstrap); fi
 if command -v systemd-analyze >/dev/null; then say "systemd-analyze: ok ($(command -v systemd-analyze))"

@@ -1,70 +1,45 @@
 """The PWA in a real browser: Debian's Chromium driven by Playwright, as a Pixel 7, against the
-real waitress server. Fake camera from a Y4M file; Chromium is found through tests/pwa_helpers.py."""
+real `python -m pwa` server with the untrained random bundle (the flows, not the model's answers).
+Chromium's fake camera plays a Y4M file made from a synthetic lesion photo."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import io
 import json
-import math
+import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from edge.labels import DISCLAIMER
-from pwa import api
-from tests.pwa_helpers import REPO, http, post_photo, running_server
+from tests.pwa_helpers import (
+    REPO,
+    find_chromium,
+    http,
+    jpeg_bytes,
+    post_photo,
+    running_server,
+    synthetic_photo,
+    uploaded_image,
+    y4m_from_image,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
 SCREENSHOT = REPO / "runs" / "screenshots" / "pwa-result.png"
-CAMERA_SIDE = 480  # Y4M frames: I420 needs even sides
+CAMERA_SIDE = 480  # the fake camera's square frames (I420 needs even sides)
 TIMEOUT_MS = 15_000
 
 
-def y4m_from_image(image: Image.Image, path: Path, frames: int = 3) -> Path:
-    """Write an I420 Y4M video of the image's centre square (BT.601 limited range, as cameras do)."""
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.convert("RGB").crop((left, top, left + side, top + side))
-    rgb = np.asarray(square.resize((CAMERA_SIDE, CAMERA_SIDE), Image.Resampling.BILINEAR), dtype=np.float64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
-    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
-    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
-
-    def plane(values: np.ndarray, subsample: bool) -> bytes:
-        if subsample:
-            values = values.reshape(CAMERA_SIDE // 2, 2, CAMERA_SIDE // 2, 2).mean(axis=(1, 3))
-        return np.clip(np.round(values), 0, 255).astype(np.uint8).tobytes()
-
-    frame = b"FRAME\n" + plane(y, False) + plane(u, True) + plane(v, True)
-    header = f"YUV4MPEG2 W{CAMERA_SIDE} H{CAMERA_SIDE} F30:1 Ip A1:1 C420jpeg\n".encode()
-    path.write_bytes(header + frame * frames)
-    return path
-
-
-def displayed_percent(probability: float) -> str:
-    """app.js formatPercent: Math.round (half up), then "<1%" and ">99%" at the ends of the scale."""
-    percent = math.floor(probability * 100 + 0.5)
-    if percent <= 0:
-        return "<1%"
-    return ">99%" if percent >= 100 else f"{percent}%"
-
-
-def uploaded_image(request) -> bytes:
-    """The 'image' part of the multipart body the page sent."""
-    content_type = request.headers["content-type"]
-    message = email.message_from_bytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + request.post_data_buffer, policy=email.policy.HTTP
-    )
-    parts = [p for p in message.iter_parts() if p.get_param("name", header="content-disposition") == "image"]
-    assert len(parts) == 1, "the page must send exactly one multipart field 'image'"
-    return parts[0].get_payload(decode=True)
+def shows_probability(text: str, probability: float) -> bool:
+    """The displayed percent fits the probability (its exact rounding is tested in tests/js/)."""
+    if text == "<1%":
+        return probability < 0.01
+    if text == ">99%":
+        return probability > 0.99
+    match = re.fullmatch(r"(\d{1,2})%", text)
+    return match is not None and abs(int(match.group(1)) - probability * 100) <= 0.5 + 1e-9
 
 
 # --- Fixtures: one server and one browser for the module, a fresh phone per test ----------------
@@ -72,20 +47,30 @@ def uploaded_image(request) -> bytes:
 
 @pytest.fixture(scope="module")
 def chromium_path():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/install-system-deps.sh)")
-    return str(CHROMIUM)
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
+    return str(chromium)
 
 
 @pytest.fixture(scope="module")
-def server(tiny_bundle, tmp_path_factory):
-    with running_server(tiny_bundle, tmp_path_factory.mktemp("server")) as running:
+def server(random_bundle, tmp_path_factory):
+    with running_server(random_bundle, tmp_path_factory.mktemp("server")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def camera_video(sample_images, tmp_path_factory):
-    return y4m_from_image(Image.open(sample_images[0]), tmp_path_factory.mktemp("camera") / "lesion.y4m")
+def photo_files(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    paths = [folder / f"lesion-{seed}.jpg" for seed in range(3)]
+    for seed, path in enumerate(paths):
+        path.write_bytes(jpeg_bytes(synthetic_photo(seed)))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def camera_video(tmp_path_factory):
+    return y4m_from_image(synthetic_photo(0), tmp_path_factory.mktemp("camera") / "lesion.y4m", CAMERA_SIDE)
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +139,11 @@ def shown_top(page) -> list[tuple[str, float, str]]:
 
 def assert_page_shows(page, predictions: list[dict]) -> None:
     """The result view shows exactly this API answer: top three, all seven, notice, disclaimer."""
-    expected = [(p["code"], p["probability"], displayed_percent(p["probability"])) for p in predictions[:3]]
-    assert shown_top(page) == expected
+    top = shown_top(page)
+    assert [(code, probability) for code, probability, _ in top] == [
+        (p["code"], p["probability"]) for p in predictions[:3]
+    ]
+    assert all(shows_probability(text, probability) for _, probability, text in top), top
     all_rows = page.locator("#all-classes tr")
     assert all_rows.count() == 7
     assert [all_rows.nth(i).get_attribute("data-code") for i in range(7)] == [p["code"] for p in predictions]
@@ -201,14 +189,14 @@ def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser,
     context.close()
 
 
-def test_file_input_fallback_when_the_camera_is_refused(browser, phone, server, sample_images):
+def test_file_input_fallback_when_the_camera_is_refused(browser, phone, server, photo_files):
     context, page = new_page(browser, phone, server)  # no camera permission: refused
     page.goto("/")
     page.locator("#camera-status").filter(has_text="Camera permission was refused").wait_for()
     assert page.locator("#capture").is_hidden()
     assert page.locator("#camera-file").get_attribute("capture") == "environment"
-    photo = sample_images[1].read_bytes()
-    page.locator("#camera-file").set_input_files(str(sample_images[1]))
+    photo = photo_files[1].read_bytes()
+    page.locator("#camera-file").set_input_files(str(photo_files[1]))
     page.locator("#result-view").wait_for(state="visible")
     status, answer = post_photo(server.base_url, photo)
     assert status == 200
@@ -223,7 +211,10 @@ def test_the_apis_refusal_is_shown_to_the_user(browser, phone, server, tmp_path)
     page.goto("/")
     page.locator("#gallery-file").set_input_files(str(not_a_photo))
     page.locator("#error").wait_for(state="visible")
-    assert page.locator("#error-text").inner_text() == api.NOT_AN_IMAGE
+    assert page.locator("#error-text").inner_text() == (
+        "The photo is not an image format LesionLite reads: send a JPEG or PNG."
+    )
+    assert page.locator("#error-retry").is_hidden()  # retrying the same file cannot help
     assert page.locator("#capture-view").is_visible()  # straight back to taking a photo
     assert page.locator("#result-view").is_hidden()
     context.close()
@@ -292,10 +283,10 @@ def test_without_the_service_worker_an_offline_reload_fails(browser, phone, serv
     context.close()
 
 
-def test_service_worker_never_caches_the_api(browser, phone, server, sample_images):
+def test_service_worker_never_caches_the_api(browser, phone, server, photo_files):
     context, page = _controlled_page(browser, phone, server, permissions=["camera"])
     wait_in_page(page, "navigator.serviceWorker.controller !== null")
-    page.locator("#gallery-file").set_input_files(str(sample_images[2]))
+    page.locator("#gallery-file").set_input_files(str(photo_files[2]))
     page.locator("#result-view").wait_for(state="visible")
     page.evaluate("fetch('/api/model').then(r => r.json())")
     cached = page.evaluate(
@@ -307,7 +298,7 @@ def test_service_worker_never_caches_the_api(browser, phone, server, sample_imag
             return urls.map((url) => new URL(url).pathname);
         }"""
     )
-    assert "/" in cached and "/static/app.js" in cached and "/offline.html" in cached
+    assert {"/", "/static/js/app.js", "/static/js/logic.js", "/offline.html"} <= set(cached)
     assert not [path for path in cached if path.startswith("/api") or path == "/healthz"]
     status, _, _ = http("GET", f"{server.base_url}/sw.js")
     assert status == 200

@@ -8,7 +8,8 @@ const OFFLINE_PAGE = "/offline.html";
 const SHELL = [
   "/",
   OFFLINE_PAGE,
-  "/static/app.js",
+  "/static/js/app.js",
+  "/static/js/logic.js",
   "/static/styles.css",
   "/manifest.webmanifest",
   "/static/icons/icon-192.png",

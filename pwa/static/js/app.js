@@ -1,0 +1,208 @@
+// LesionLite front end, the entry module: wires the page to logic.js. The live camera where the
+// browser allows it, file inputs everywhere, and the server's answer from /api/predict. The
+// classifier runs on the server, never here. One render(state) decides what is visible.
+
+import {
+  CAPTURE_SIZE,
+  GUIDE_FRACTION,
+  JPEG_QUALITY,
+  MESSAGES,
+  REQUEST_TIMEOUT_MS,
+  cameraProblem,
+  failureFor,
+  initialState,
+  reduce,
+  texts,
+  visibility,
+} from "./logic.js";
+
+const $ = (id) => document.getElementById(id);
+const page = { state: initialState, shownResult: null, stream: null, previewUrl: null, lastUpload: null };
+
+function dispatch(event) {
+  page.state = reduce(page.state, event);
+  render(page.state);
+}
+
+function render(state) {
+  for (const [id, visible] of Object.entries(visibility(state))) $(id).hidden = !visible;
+  for (const [id, text] of Object.entries(texts(state))) $(id).textContent = text;
+  if (state.result && state.result !== page.shownResult) showResult(state.result);
+  page.shownResult = state.result;
+}
+
+// --- Camera -------------------------------------------------------------------------------
+
+async function startCamera() {
+  // getUserMedia exists only in a secure context (HTTPS or localhost); elsewhere the file
+  // input with capture="environment" opens the phone's own camera app instead.
+  if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
+    dispatch({ type: "camera-failed", message: MESSAGES.insecure });
+    return;
+  }
+  try {
+    // A preference, not {exact: ...}: laptops have only a front camera and must still work.
+    page.stream = await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 1280 } },
+      audio: false,
+    });
+  } catch (err) {
+    dispatch({ type: "camera-failed", message: cameraProblem(err?.name) });
+    return;
+  }
+  $("camera-video").srcObject = page.stream;
+  dispatch({ type: "camera-started" });
+}
+
+function stopCamera() {
+  page.stream?.getTracks().forEach((track) => track.stop());
+  page.stream = null;
+  dispatch({ type: "camera-stopped" });
+}
+
+// The video fills a square box (object-fit: cover), so the visible frame is the centre square
+// of the camera image, and the guide is the centre GUIDE_FRACTION of that: crop exactly it.
+function captureBlob() {
+  const video = $("camera-video");
+  const { videoWidth: width, videoHeight: height } = video;
+  if (!width || !height) return Promise.resolve(null);
+  const side = Math.round(Math.min(width, height) * GUIDE_FRACTION);
+  const out = Math.min(CAPTURE_SIZE, side);
+  const canvas = document.createElement("canvas");
+  canvas.width = out;
+  canvas.height = out;
+  const sx = Math.round((width - side) / 2);
+  const sy = Math.round((height - side) / 2);
+  canvas.getContext("2d").drawImage(video, sx, sy, side, side, 0, 0, out, out);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
+}
+
+async function onCapture() {
+  const blob = await captureBlob();
+  if (!blob) {
+    dispatch({ type: "prediction-failed", failure: { message: MESSAGES.cameraNotReady, canRetry: false, offline: false } });
+    return;
+  }
+  await classify(blob, "capture.jpg");
+}
+
+function onFileChosen(event) {
+  const file = event.target.files?.[0];
+  event.target.value = ""; // choosing the same file again must fire "change" again
+  // Sent as is: the server applies EXIF orientation and decodes large photos cheaply.
+  if (file) classify(file, file.name || "photo.jpg");
+}
+
+// --- Talking to the server ------------------------------------------------------------------
+
+// {kind: "http", status, statusText, body} | {kind: "timeout"} | {kind: "network"}
+async function postPhoto(blob, name) {
+  const form = new FormData();
+  form.append("image", blob, name);
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  try {
+    const response = await fetch("/api/predict", { method: "POST", body: form, signal: controller.signal });
+    const body = await response.json().catch(() => null);
+    return { kind: "http", ok: response.ok, status: response.status, statusText: response.statusText, body };
+  } catch {
+    return { kind: controller.signal.aborted ? "timeout" : "network" };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function classify(blob, name) {
+  page.lastUpload = { blob, name };
+  dispatch({ type: "upload-started" });
+  const outcome = await postPhoto(blob, name);
+  if (outcome.ok) {
+    stopCamera(); // the camera light goes off while the result is read
+    setPreview(blob);
+    dispatch({ type: "prediction-received", result: outcome.body });
+    return;
+  }
+  dispatch({ type: "prediction-failed", failure: failureFor(outcome) });
+  if (!page.stream) startCamera();
+}
+
+async function checkServer() {
+  try {
+    const response = await fetch("/healthz", { cache: "no-store" });
+    dispatch({ type: "server-checked", ok: response.ok });
+  } catch {
+    dispatch({ type: "server-checked", ok: false });
+  }
+}
+
+// --- The result, filled once per answer -----------------------------------------------------
+
+function setPreview(blob) {
+  if (page.previewUrl) URL.revokeObjectURL(page.previewUrl);
+  page.previewUrl = URL.createObjectURL(blob);
+  $("preview").src = page.previewUrl;
+}
+
+function showResult(view) {
+  $("top3").replaceChildren(...view.top.map(barRow));
+  $("all-classes").replaceChildren(...view.all.map(tableRow));
+  $("model-variant").textContent = view.model;
+  $("disclaimer").textContent = view.disclaimer;
+  $("result-heading").focus();
+  $("announcer").textContent = view.announcement;
+}
+
+function barRow(p) {
+  const row = $("bar-row").content.firstElementChild.cloneNode(true);
+  row.dataset.code = p.code;
+  row.dataset.probability = String(p.probability);
+  row.querySelector(".bar-name").textContent = p.name;
+  row.querySelector(".bar-code").textContent = `(${p.code})`;
+  // CSSOM, not a style attribute: the CSP forbids inline styles in markup.
+  row.querySelector(".bar-fill").style.width = p.barWidth;
+  row.querySelector(".bar-value").textContent = p.percent;
+  return row;
+}
+
+function tableRow(p) {
+  const row = document.createElement("tr");
+  row.dataset.code = p.code;
+  const name = document.createElement("td");
+  name.textContent = `${p.name} (${p.code})`;
+  const value = document.createElement("td");
+  value.className = "num";
+  value.textContent = p.percent;
+  row.append(name, value);
+  return row;
+}
+
+function retake() {
+  dispatch({ type: "retake" });
+  $("capture-heading").scrollIntoView({ block: "start" });
+  startCamera();
+}
+
+// --- Start ----------------------------------------------------------------------------------
+
+function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return; // insecure context: no offline shell, still works
+  navigator.serviceWorker.register("/sw.js").catch((err) => {
+    console.warn("LesionLite: service worker not registered, no offline page:", err);
+  });
+}
+
+function start() {
+  $("capture").addEventListener("click", onCapture);
+  $("camera-file").addEventListener("change", onFileChosen);
+  $("gallery-file").addEventListener("change", onFileChosen);
+  $("retake").addEventListener("click", retake);
+  $("error-retry").addEventListener("click", () => page.lastUpload && classify(page.lastUpload.blob, page.lastUpload.name));
+  window.addEventListener("online", checkServer);
+  window.addEventListener("offline", () => dispatch({ type: "server-checked", ok: false }));
+  render(page.state);
+  registerServiceWorker();
+  checkServer();
+  startCamera();
+}
+
+start(); // the entry module: loading it starts the page (logic.js, imported above, does nothing)

@@ -1,0 +1,148 @@
+// LesionLite front end, the pure part: constants, message texts, the state and its transitions,
+// and what the result view shows. Nothing here touches the DOM, the network or the camera, and
+// importing it does nothing: node --test runs it (tests/js/logic.test.mjs).
+
+export const CAPTURE_SIZE = 512; // px: plenty for a 96-224 px model, and a small, fast upload
+export const GUIDE_FRACTION = 0.8; // the guide square's side, as a fraction of the visible square frame
+export const JPEG_QUALITY = 0.92;
+export const LOW_CONFIDENCE = 0.5;
+export const TOP_N = 3;
+export const REQUEST_TIMEOUT_MS = 30_000; // a predict request with no answer by then is given up
+
+export const MESSAGES = {
+  unreachable:
+    "Cannot reach the LesionLite server. The classifier runs on the server or kiosk, not on this " +
+    "phone: check you are on the same Wi-Fi as the kiosk, then try again.",
+  timeout: (ms) =>
+    `The server did not answer within ${Math.round(ms / 1000)} s. It may be busy, or the Wi-Fi ` +
+    "weak: try again.",
+  insecure: "The live camera needs a secure (HTTPS) connection. Use the buttons below.",
+  cameraNotReady: "The camera is not ready yet. Wait a moment and try again.",
+  tooLarge: "The photo is too large for the server. Choose a smaller one.",
+  cameraApp: "Use the phone's camera app",
+  openCamera: "Open camera",
+};
+
+// A model is never certain: the ends of the scale read "<1%" and ">99%", never 0% or 100%.
+export function formatPercent(probability) {
+  const percent = Math.round(probability * 100);
+  if (percent <= 0) return "<1%";
+  if (percent >= 100) return ">99%";
+  return `${percent}%`;
+}
+
+// The message for a getUserMedia failure, by the DOMException's name.
+export function cameraProblem(name) {
+  switch (name) {
+    case "NotAllowedError":
+      return "Camera permission was refused. You can still take or choose a photo below.";
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No camera was found. Choose a photo below.";
+    case "NotReadableError":
+      return "The camera is busy in another app. Close it, or take a photo below.";
+    default:
+      return `The camera could not start (${name ?? "unknown error"}). Use the buttons below.`;
+  }
+}
+
+// What a failed predict request means for the user. outcome: {kind: "timeout"} | {kind:
+// "network"} | {kind: "http", status, statusText, body}. Returns {message, canRetry, offline}.
+export function failureFor(outcome, timeoutMs = REQUEST_TIMEOUT_MS) {
+  if (outcome.kind === "timeout") return { message: MESSAGES.timeout(timeoutMs), canRetry: true, offline: false };
+  if (outcome.kind === "network") return { message: MESSAGES.unreachable, canRetry: true, offline: true };
+  const { status, statusText, body } = outcome;
+  let message = body?.error;
+  if (!message) {
+    message = status === 413 ? MESSAGES.tooLarge : `The server answered ${status} ${statusText}. Try again.`;
+  }
+  return { message, canRetry: status >= 500, offline: false };
+}
+
+// What the result view shows for one /api/predict answer.
+export function resultView(result) {
+  const row = (p) => ({
+    code: p.code,
+    name: p.name,
+    probability: p.probability,
+    percent: formatPercent(p.probability),
+    barWidth: `${(p.probability * 100).toFixed(1)}%`,
+  });
+  const [top] = result.predictions;
+  const low = top.probability < LOW_CONFIDENCE;
+  return {
+    top: result.predictions.slice(0, TOP_N).map(row),
+    all: result.predictions.map(row),
+    low,
+    model: `${result.model.variant} (${result.model.sha256.slice(0, 12)})`,
+    disclaimer: result.disclaimer,
+    announcement:
+      `Most similar: ${top.name}, ${formatPercent(top.probability)}. ` + (low ? "Low confidence. " : "") + "Not a diagnosis.",
+  };
+}
+
+// --- State ----------------------------------------------------------------------------------
+// view: "capture" | "busy" | "result"; camera: "starting" | "live" | "stopped" | "unavailable".
+
+export const initialState = Object.freeze({
+  view: "capture",
+  camera: "starting",
+  cameraMessage: "",
+  error: null, // {message, canRetry}
+  result: null, // a resultView
+  offline: false,
+  hasUpload: false,
+});
+
+export function reduce(state, event) {
+  switch (event.type) {
+    case "camera-started":
+      return { ...state, camera: "live", cameraMessage: "" };
+    case "camera-failed":
+      return { ...state, camera: "unavailable", cameraMessage: event.message };
+    case "camera-stopped":
+      return { ...state, camera: state.camera === "live" ? "stopped" : state.camera };
+    case "upload-started":
+      return { ...state, view: "busy", error: null, hasUpload: true };
+    case "prediction-received":
+      return { ...state, view: "result", result: resultView(event.result), error: null, offline: false };
+    case "prediction-failed": {
+      const { message, canRetry, offline } = event.failure;
+      return { ...state, view: "capture", result: null, error: { message, canRetry }, offline: state.offline || offline };
+    }
+    case "retake":
+      return { ...state, view: "capture", error: null, result: null };
+    case "server-checked":
+      return { ...state, offline: !event.ok };
+    default:
+      throw new Error(`unknown event ${event.type}`);
+  }
+}
+
+// Which elements are shown, by id: the one decision render() applies.
+export function visibility(state) {
+  const capturing = state.view === "capture";
+  const live = capturing && state.camera === "live";
+  return {
+    "capture-view": capturing,
+    camera: live,
+    "camera-hint": live,
+    capture: live,
+    busy: state.view === "busy",
+    error: state.error !== null,
+    "error-retry": Boolean(state.error?.canRetry && state.hasUpload),
+    "result-view": state.view === "result",
+    "low-confidence": state.view === "result" && Boolean(state.result?.low),
+    "offline-notice": state.offline,
+  };
+}
+
+// The texts render() writes, by id.
+export function texts(state) {
+  const cameraWorked = state.camera === "live" || state.camera === "stopped";
+  return {
+    "camera-status": state.cameraMessage,
+    "camera-file-text": cameraWorked ? MESSAGES.cameraApp : MESSAGES.openCamera,
+    "error-text": state.error?.message ?? "",
+  };
+}

@@ -1,0 +1,122 @@
+// Unit tests of the front end's pure functions, run by node's own test runner:
+//   node --test tests/js/
+// tests/test_pwa_js.py runs them as part of pytest.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  cameraProblem,
+  failureFor,
+  formatPercent,
+  initialState,
+  reduce,
+  resultView,
+  texts,
+  visibility,
+} from "../../pwa/static/js/logic.js";
+
+const ANSWER = {
+  predictions: [
+    { code: "nv", name: "Melanocytic nevi", probability: 0.4149 },
+    { code: "mel", name: "Melanoma", probability: 0.3251 },
+    { code: "bkl", name: "Benign keratosis-like lesions", probability: 0.2555 },
+    { code: "bcc", name: "Basal cell carcinoma", probability: 0.004 },
+    { code: "akiec", name: "Actinic keratoses and intraepithelial carcinoma", probability: 0.0005 },
+    { code: "df", name: "Dermatofibroma", probability: 0 },
+    { code: "vasc", name: "Vascular lesions", probability: 0 },
+  ],
+  model: { variant: "int8", sha256: "dac5c0112233445566778899" },
+  disclaimer: "Not a diagnosis.",
+};
+
+test("formatPercent rounds half up and never says 0% or 100%", () => {
+  const cases = [
+    [0, "<1%"], [0.004, "<1%"], [0.005, "1%"], [0.0149, "1%"], [0.015, "2%"], [0.125, "13%"],
+    [0.5, "50%"], [0.994, "99%"], [0.995, ">99%"], [1, ">99%"],
+  ];
+  for (const [probability, shown] of cases) assert.equal(formatPercent(probability), shown, String(probability));
+});
+
+test("resultView: top three, all seven, low confidence under 50%, short hash", () => {
+  const view = resultView(ANSWER);
+  assert.deepEqual(view.top.map((p) => [p.code, p.percent, p.barWidth]), [
+    ["nv", "41%", "41.5%"], ["mel", "33%", "32.5%"], ["bkl", "26%", "25.6%"],
+  ]);
+  assert.deepEqual(view.all.map((p) => p.percent), ["41%", "33%", "26%", "<1%", "<1%", "<1%", "<1%"]);
+  assert.equal(view.low, true);
+  assert.equal(view.model, "int8 (dac5c0112233)");
+  assert.equal(view.announcement, "Most similar: Melanocytic nevi, 41%. Low confidence. Not a diagnosis.");
+  const sure = resultView({ ...ANSWER, predictions: [{ code: "mel", name: "Melanoma", probability: 0.5 }] });
+  assert.equal(sure.low, false);
+  assert.equal(sure.announcement, "Most similar: Melanoma, 50%. Not a diagnosis.");
+});
+
+test("failureFor: timeout, unreachable, the server's own message, and fallbacks", () => {
+  assert.deepEqual(failureFor({ kind: "timeout" }), {
+    message: "The server did not answer within 30 s. It may be busy, or the Wi-Fi weak: try again.",
+    canRetry: true,
+    offline: false,
+  });
+  assert.equal(failureFor({ kind: "timeout" }, 5000).message.startsWith("The server did not answer within 5 s."), true);
+  const network = failureFor({ kind: "network" });
+  assert.equal(network.offline, true);
+  assert.match(network.message, /^Cannot reach the LesionLite server\./);
+  const refused = failureFor({ kind: "http", status: 415, statusText: "UNSUPPORTED MEDIA TYPE", body: { error: "No." } });
+  assert.deepEqual(refused, { message: "No.", canRetry: false, offline: false });
+  assert.equal(failureFor({ kind: "http", status: 413, body: null }).message,
+    "The photo is too large for the server. Choose a smaller one.");
+  assert.deepEqual(failureFor({ kind: "http", status: 502, statusText: "Bad Gateway", body: null }), {
+    message: "The server answered 502 Bad Gateway. Try again.", canRetry: true, offline: false,
+  });
+});
+
+test("cameraProblem names each getUserMedia failure", () => {
+  assert.equal(cameraProblem("NotAllowedError"), "Camera permission was refused. You can still take or choose a photo below.");
+  assert.equal(cameraProblem("OverconstrainedError"), "No camera was found. Choose a photo below.");
+  assert.equal(cameraProblem(undefined), "The camera could not start (unknown error). Use the buttons below.");
+});
+
+const shown = (state) => Object.entries(visibility(state)).filter(([, v]) => v).map(([id]) => id).sort();
+
+test("the page's states show exactly their elements", () => {
+  let state = initialState;
+  assert.deepEqual(shown(state), ["capture-view"]);
+  state = reduce(state, { type: "camera-started" });
+  assert.deepEqual(shown(state), ["camera", "camera-hint", "capture", "capture-view"]);
+  assert.equal(texts(state)["camera-file-text"], "Use the phone's camera app");
+  state = reduce(state, { type: "upload-started" });
+  assert.deepEqual(shown(state), ["busy"]);
+  const result = reduce(reduce(state, { type: "camera-stopped" }), { type: "prediction-received", result: ANSWER });
+  assert.deepEqual(shown(result), ["low-confidence", "result-view"]);
+  const failed = reduce(state, { type: "prediction-failed", failure: failureFor({ kind: "network" }) });
+  assert.deepEqual(shown(failed), ["camera", "camera-hint", "capture", "capture-view", "error", "error-retry", "offline-notice"]);
+  assert.match(texts(failed)["error-text"], /^Cannot reach/);
+  const retaken = reduce(result, { type: "retake" });
+  assert.deepEqual(shown(retaken), ["capture-view"]);
+  assert.equal(reduce(retaken, { type: "camera-started" }).result, null);
+});
+
+test("a refused camera leaves the pickers and says why", () => {
+  const state = reduce(initialState, { type: "camera-failed", message: cameraProblem("NotAllowedError") });
+  assert.deepEqual(shown(state), ["capture-view"]);
+  assert.deepEqual(texts(state), {
+    "camera-status": "Camera permission was refused. You can still take or choose a photo below.",
+    "camera-file-text": "Open camera",
+    "error-text": "",
+  });
+});
+
+test("a refusal the user cannot fix by retrying offers no retry; the server check sets offline", () => {
+  const failure = failureFor({ kind: "http", status: 415, body: { error: "Not a photo." } });
+  const state = reduce(reduce(initialState, { type: "upload-started" }), { type: "prediction-failed", failure });
+  assert.equal(visibility(state)["error-retry"], false);
+  assert.equal(visibility(reduce(state, { type: "server-checked", ok: false }))["offline-notice"], true);
+  assert.throws(() => reduce(state, { type: "nonsense" }), /unknown event nonsense/);
+});
+
+test("importing logic.js has no side effects", async () => {
+  const before = Object.keys(globalThis).sort();
+  await import(`../../pwa/static/js/logic.js?again=${Date.now()}`);
+  assert.deepEqual(Object.keys(globalThis).sort(), before);
+});
