@@ -9,11 +9,12 @@ DEMO_DATA := demo-data
 DEMO_RUN := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps demo demo-data demo-train demo-export test lint bench clean
+.PHONY: help setup system-deps demo demo-data demo-train demo-export test test-fast lint bench clean
 
 help:
 	@echo "make demo   - set up, make synthetic data, train, export, benchmark and serve the demo model"
 	@echo "make test   - set up (venv + Debian test packages when root) and run the whole test suite"
+	@echo "make test-fast - the tests that need no trained model (about a minute or two)"
 	@echo "make lint   - ruff"
 	@echo "make clean  - remove the demo data and runs (keeps .venv and .cache)"
 
@@ -57,6 +58,12 @@ demo: bench
 test: setup system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Everything that needs no trained model: the API, CLI, Classifier, browser and Pi-unit tests,
+# against an untrained bundle exported in about 30 s.
+test-fast: setup system-deps
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not trained and not slow"
 
 lint: setup
 	$(PY) -m ruff check .

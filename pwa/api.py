@@ -83,13 +83,13 @@ def predict():
 def model():
     clf = classifier()
     metric_names = ("accuracy", "balanced_accuracy", "per_class_recall", "top1_agreement")
-    source_run = clf.manifest.get("source_run") or {}
+    source_run = clf.manifest.source_run
     return jsonify(
         variant=clf.variant,
         sha256=clf.sha256,
         input_size=clf.input_size,
         labels=[{"code": code, "name": name} for code, name in clf.labels],
-        metrics={name: clf.variant_info.get(name) for name in metric_names},
+        metrics={name: clf.variant_info.metrics.get(name) for name in metric_names},
         source_run={"name": source_run.get("name"), "metrics": source_run.get("metrics") or {}},
         disclaimer=DISCLAIMER,
     )
