@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def time_invoke(classifier: Classifier, model: bytes, threads: int, job: dict) -> dict:
-    """Bare interpreter latency, with Classifier.classify_array interleaved run by run for a fair ratio."""
+    """Bare interpreter latency, with Classifier.predict_array interleaved run by run for a fair ratio,
+    and the honest-answer checks (quality, OOD score, referral) timed on their own."""
     bare = Interpreter(model_content=model, num_threads=threads)
     bare.allocate_tensors()
     inp, out = bare.get_input_details()[0], bare.get_output_details()[0]
@@ -77,16 +78,24 @@ def time_invoke(classifier: Classifier, model: bytes, threads: int, job: dict) -
         bare.get_tensor(out["index"])
 
     def classifier_call():
-        classifier.classify_array(pixels)
+        classifier.predict_array(pixels)
+
+    probabilities, features = classifier.run(pixels)
+    predictions = classifier.predict_array(pixels)
+
+    def checks_call():
+        classifier.honesty.decide(pixels, probabilities, features, predictions, classifier.manifest.codes)
 
     for _ in range(job["warmup"]):
         bare_call()
         classifier_call()
-    bare_ms, classifier_ms = [], []
+    bare_ms, classifier_ms, checks_ms = [], [], []
     for _ in range(job["runs"]):
         bare_ms.append(time_ms(bare_call))
         classifier_ms.append(time_ms(classifier_call))
+        checks_ms.append(time_ms(checks_call))
     figures = percentiles(bare_ms)
+    figures["checks_p50_ms"] = float(np.median(checks_ms))
     figures["classifier_p50_ms"] = float(np.median(classifier_ms))
     figures["classifier_overhead"] = figures["classifier_p50_ms"] / figures["p50_ms"] - 1
     return figures
@@ -124,7 +133,7 @@ def measure_variant(job: dict) -> dict:
     if job["data"]:
         pixels = np.load(job["data"], mmap_mode="r")
         codes = [code for code, _ in classifier.labels]
-        result["top1"] = [codes.index(classifier.classify_array(np.asarray(p))[0].code) for p in pixels]
+        result["top1"] = [codes.index(classifier.predict_array(np.asarray(p))[0].code) for p in pixels]
     return result
 
 

@@ -17,23 +17,31 @@ def sha256_hex(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def read_verified_model(bundle_dir: str | Path, variant: Variant) -> bytes:
-    """Return the model file's bytes after checking them against the manifest's sha256.
-
-    The same bytes are handed to the interpreter, so what was verified is what runs.
+def read_verified_file(bundle_dir: str | Path, name: str, sha256: str) -> bytes:
+    """Return a bundle file's bytes after checking them against the manifest's sha256.
 
     Raises:
         BundleError: the file is missing or its hash differs from the manifest.
     """
-    path = Path(bundle_dir) / variant.file
+    path = Path(bundle_dir) / name
     try:
         content = path.read_bytes()
     except FileNotFoundError:
         raise BundleError(f"{path} is missing: re-export the bundle") from None
     actual = sha256_hex(content)
-    if actual != variant.sha256:
+    if actual != sha256:
         raise BundleError(
-            f"{variant.file}: sha256 mismatch, expected {variant.sha256[:12]}..., got {actual[:12]}...: "
+            f"{name}: sha256 mismatch, expected {sha256[:12]}..., got {actual[:12]}...: "
             "the file was changed or corrupted; re-export the bundle"
         )
     return content
+
+
+def read_verified_model(bundle_dir: str | Path, variant: Variant) -> bytes:
+    """The model file's verified bytes; the same bytes are handed to the interpreter, so what was
+    verified is what runs.
+
+    Raises:
+        BundleError: the file is missing or its hash differs from the manifest.
+    """
+    return read_verified_file(bundle_dir, variant.file, variant.sha256)

@@ -11,8 +11,9 @@ import argparse
 import sys
 import time
 
-from edge.classifier import Classifier, Prediction
+from edge.classifier import Classifier
 from edge.errors import CameraError
+from edge.honesty import Answer
 from edge.labels import DISCLAIMER
 
 
@@ -32,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def format_frame(index: int, predictions: list[Prediction]) -> str:
-    return f"frame {index}: " + "  ".join(f"{p.code} {p.probability:.1%}" for p in predictions)
+def format_frame(index: int, answer: Answer) -> str:
+    """The status first, then the top three classes (shown for transparency whatever the status)."""
+    top = "  ".join(f"{p.code} {p.probability:.1%}" for p in answer.predictions[:3])
+    return f"frame {index}: {answer.headline()} | {top}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             if not ok:
                 raise CameraError(f"camera {args.device} returned no frame")
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # OpenCV frames are BGR; the model wants RGB
-            print(format_frame(index, classifier.classify(rgb)[:3]), flush=True)
+            print(format_frame(index, classifier.classify(rgb)), flush=True)
             if args.save_last:
                 save_frame(cv2, args.save_last, frame)
             index += 1

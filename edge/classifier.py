@@ -2,8 +2,10 @@
 
 Example usage:
     from edge import Classifier
-    clf = Classifier("runs/demo/bundle", variant="int8")
-    for p in clf.classify("photo.jpg")[:3]:
+    clf = Classifier("runs/demo/bundle")            # the bundle's default variant
+    answer = clf.classify("photo.jpg")
+    print(answer.status, [r.message for r in answer.reasons])
+    for p in answer.predictions[:3]:
         print(p.code, p.name, f"{p.probability:.1%}")
 """
 
@@ -19,6 +21,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from edge.bundle import read_verified_model
 from edge.errors import BundleError
+from edge.honesty import Answer, Honesty
 from edge.manifest import Manifest
 from edge.preprocess import ImageSource, preprocess
 
@@ -113,8 +116,8 @@ class Classifier:
         model = read_verified_model(self.bundle_dir, self.variant_info)
         self._interpreter = self._load_interpreter(model, num_threads)
         self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._check_shapes()
+        self._output, self._features = self._find_outputs()
+        self.honesty = Honesty(self.bundle_dir, self.manifest.honesty, self.manifest.feature_width)
         self._lock = threading.Lock()
 
     def _load_interpreter(self, model: bytes, num_threads: int | None) -> Interpreter:
@@ -125,18 +128,20 @@ class Classifier:
             raise BundleError(f"{self.variant_info.file}: LiteRT cannot load it: {err}") from None
         return interpreter
 
-    def _check_shapes(self) -> None:
+    def _find_outputs(self) -> tuple[dict, dict]:
+        """(probabilities, features) output details, told apart by their width as the manifest gives it."""
         name = self.variant_info.file
         expected_input = [1, self.input_size, self.input_size, 3]
         if list(self._input["shape"]) != expected_input:
-            raise BundleError(
-                f"{name}: model input shape {list(self._input['shape'])}, manifest says {expected_input}"
-            )
-        width = int(self._output["shape"][-1])
-        if width != len(self.labels):
-            raise BundleError(
-                f"{name}: the model outputs {width} classes but the manifest lists {len(self.labels)} labels"
-            )
+            raise BundleError(f"{name}: model input shape {list(self._input['shape'])}, manifest says {expected_input}")
+        by_width = {int(o["shape"][-1]): o for o in self._interpreter.get_output_details()}
+        if len(self.labels) not in by_width:
+            raise BundleError(f"{name}: the model outputs {sorted(by_width)} values but the manifest lists "
+                              f"{len(self.labels)} labels")
+        if self.manifest.feature_width not in by_width or len(by_width) != 2:
+            raise BundleError(f"{name}: expected two outputs, {len(self.labels)} probabilities and "
+                              f"{self.manifest.feature_width} features; the model has widths {sorted(by_width)}")
+        return by_width[len(self.labels)], by_width[self.manifest.feature_width]
 
     def preprocess(self, image: ImageSource) -> np.ndarray:
         """The model input for one image: uint8 (size, size, 3), raw RGB.
@@ -146,23 +151,29 @@ class Classifier:
         """
         return preprocess(image, self.input_size)
 
-    def classify(self, image: ImageSource) -> list[Prediction]:
-        """All classes for a path, encoded bytes, PIL image or uint8 array, most probable first.
+    def classify(self, image: ImageSource) -> Answer:
+        """The answer for a path, encoded bytes, PIL image or uint8 array: status, reasons, predictions.
 
         Raises:
             ImageError: unreadable, truncated, corrupt or oversized image.
         """
         return self.classify_array(self.preprocess(image))
 
-    def classify_array(self, pixels: np.ndarray) -> list[Prediction]:
-        """All classes for an already preprocessed uint8 (size, size, 3) array, most probable first.
+    def classify_array(self, pixels: np.ndarray) -> Answer:
+        """The answer for an already preprocessed uint8 (size, size, 3) array.
 
         Raises:
             ValueError: the array is not uint8 of shape (size, size, 3).
         """
-        return top_k(self._probabilities(pixels), self.labels)
+        probabilities, features = self.run(pixels)
+        return self.honesty.decide(pixels, probabilities, features, top_k(probabilities, self.labels), self.manifest.codes)
 
-    def _probabilities(self, pixels: np.ndarray) -> np.ndarray:
+    def predict_array(self, pixels: np.ndarray) -> list[Prediction]:
+        """Every class for a preprocessed array, most probable first, without the honesty checks."""
+        return top_k(self.run(pixels)[0], self.labels)
+
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model's calibrated probabilities (label order) and pooled features for one image."""
         shape = (self.input_size, self.input_size, 3)
         if pixels.dtype != np.uint8 or pixels.shape != shape:
             raise ValueError(f"expected a uint8 array of shape {shape}, got {pixels.dtype} {pixels.shape}")
@@ -172,4 +183,8 @@ class Classifier:
             self._interpreter.set_tensor(self._input["index"], batch)
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output["index"])
-        return to_probabilities(raw, *self._output["quantization"])
+            raw_features = self._interpreter.get_tensor(self._features["index"])
+        features = raw_features.reshape(-1)
+        if np.issubdtype(features.dtype, np.integer):
+            features = dequantize(features, *self._features["quantization"])
+        return to_probabilities(raw, *self._output["quantization"]), features.astype(np.float32)

@@ -78,11 +78,13 @@ def run_classify(args: argparse.Namespace) -> int:
     results = []
     for path in image_files(args.images):
         try:
-            predictions = classifier.classify(path)[: args.top_k]
+            answer = classifier.classify(path)
         except ImageError as err:
             print(f"error: {err}", file=sys.stderr)
             continue
-        results.append({"image": str(path), "predictions": [p.to_dict() for p in predictions]})
+        result = answer.to_dict()
+        results.append({"image": str(path), "headline": answer.headline(), **result,
+                        "predictions": result["predictions"][: args.top_k]})
     if not results:
         raise ImageError("no image could be classified")
     if args.json:
@@ -97,6 +99,7 @@ def format_tables(results: list[dict]) -> str:
     lines = []
     for result in results:
         lines.append(result["image"])
+        lines.append("  " + result["headline"])
         for p in result["predictions"]:
             lines.append(f"  {p['code']:<6} {p['name']:<48} {p['probability']:>6.1%}")
         lines.append("")

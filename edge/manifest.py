@@ -14,11 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.errors import BundleError
 from edge.preprocess import PREPROCESSING_DESCRIPTION, PREPROCESSING_NAME
 
 # 2: variant metrics nested under "metrics"; "default_variant" is required and honoured.
-SCHEMA_VERSION = 2
+# 3: a second model output (pooled features) and the "honesty" section with honesty.bin.
+SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 INPUT_DTYPE = "raw RGB 0-255 (normalization to [-1, 1] is inside the model)"
 
@@ -41,12 +44,60 @@ class Variant:
     input_dtype: str
     output_dtype: str
     input_quantization: Quantization | None = None
-    output_quantization: Quantization | None = None
+    output_quantization: Quantization | None = None  # the probabilities output
+    features_dtype: str = "float32"
+    features_quantization: Quantization | None = None
     # How the conversion went on the exporting machine: seconds, peak_rss_mb, rss_increase_mb.
     conversion: dict[str, float] = field(default_factory=dict)
     # Measured with the edge runtime at export: accuracy, balanced_accuracy, per_class_recall,
     # melanoma_sensitivity, top1_agreement and max_probability_difference against the float model.
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HonestyInfo:
+    """What a runtime needs to say "retake", "unsure" or "ok" (edge/honesty.py applies it).
+
+    Every threshold was chosen on the training or validation split, never on the test split.
+    """
+
+    file: str  # honesty.bin: little-endian float32 arrays, laid out as `arrays` says
+    bytes: int
+    sha256: str
+    arrays: dict[str, dict[str, Any]]  # name -> {"offset": bytes, "shape": [...]}
+    temperature: float  # already folded into every variant's last layer
+    ood: dict[str, Any]  # "score" (mahalanobis | msp | energy), "threshold", and the comparison
+    quality: dict[str, float]  # brightness_min/max, clipped_max, sharpness_min, training_pass_rate
+    melanoma: dict[str, Any]  # "threshold" on the melanoma probability, target and validation figures
+    low_confidence_below: float  # an "ok" answer whose top probability is below this says so
+
+    @property
+    def ood_score(self) -> str:
+        return self.ood["score"]
+
+    @property
+    def ood_threshold(self) -> float:
+        return float(self.ood["threshold"])
+
+    @property
+    def melanoma_threshold(self) -> float:
+        return float(self.melanoma["threshold"])
+
+    def unpack(self, content: bytes) -> dict[str, np.ndarray]:
+        """The named float64 arrays of honesty.bin.
+
+        Raises:
+            BundleError: the file is shorter than the layout says.
+        """
+        arrays = {}
+        for name, spec in self.arrays.items():
+            count = int(np.prod(spec["shape"]))
+            end = spec["offset"] + 4 * count
+            if end > len(content):
+                raise BundleError(f"{self.file}: {len(content)} bytes, but array {name!r} ends at byte {end}")
+            values = np.frombuffer(content, dtype="<f4", count=count, offset=spec["offset"])
+            arrays[name] = values.reshape(spec["shape"]).astype(np.float64)
+        return arrays
 
 
 @dataclass(frozen=True)
@@ -57,6 +108,8 @@ class Manifest:
     input_size: int
     variants: dict[str, Variant]
     default_variant: str
+    honesty: HonestyInfo
+    feature_width: int  # width of the second model output, the pooled features
     created_utc: str = ""
     preprocessing: str = PREPROCESSING_NAME
     # The training run this bundle came from: name, path, config, test metrics.
@@ -84,10 +137,12 @@ class Manifest:
             "created_utc": self.created_utc,
             "labels": [{"code": c, "name": n} for c, n in self.labels],
             "input": {"size": self.input_size, "channels": 3, "dtype": INPUT_DTYPE},
+            "outputs": {"probabilities": len(self.labels), "features": self.feature_width},
             "preprocessing": self.preprocessing,
             "preprocessing_description": PREPROCESSING_DESCRIPTION.replace("SIZE", str(self.input_size)),
             "default_variant": self.default_variant,
             "variants": {name: asdict(v) for name, v in self.variants.items()},
+            "honesty": asdict(self.honesty),
             "source_run": self.source_run,
         }
 
@@ -137,7 +192,10 @@ class Manifest:
         default = check.field(data, "default_variant", str)
         if default not in variants:
             raise BundleError(f"{path}: default_variant {default!r} is not one of its variants ({', '.join(variants)})")
+        outputs = check.field(data, "outputs", dict)
+        features = check.field(outputs, "features", int, "outputs.features")
         return cls(labels=labels, input_size=size, variants=variants, default_variant=default,
+                   honesty=check.honesty(check.field(data, "honesty", dict)), feature_width=features,
                    created_utc=str(data.get("created_utc", "")), source_run=data.get("source_run") or {})
 
 
@@ -180,9 +238,33 @@ class _Checker:
             output_dtype=self.field(value, "output_dtype", str, f"{where}.output_dtype"),
             input_quantization=self.quantization(value.get("input_quantization"), f"{where}.input_quantization"),
             output_quantization=self.quantization(value.get("output_quantization"), f"{where}.output_quantization"),
+            features_dtype=self.field(value, "features_dtype", str, f"{where}.features_dtype"),
+            features_quantization=self.quantization(value.get("features_quantization"), f"{where}.features_quantization"),
             conversion=value.get("conversion") or {},
             metrics=value.get("metrics") or {},
         )
+
+
+    def honesty(self, value: dict) -> HonestyInfo:
+        number = (int, float)
+        ood, quality = self.field(value, "ood", dict, "honesty.ood"), self.field(value, "quality", dict, "honesty.quality")
+        melanoma = self.field(value, "melanoma", dict, "honesty.melanoma")
+        self.field(ood, "threshold", number, "honesty.ood.threshold")
+        if self.field(ood, "score", str, "honesty.ood.score") not in ("mahalanobis", "msp", "energy"):
+            raise BundleError(f"{self.path}: honesty.ood.score {ood['score']!r} is not one this runtime computes "
+                              "(mahalanobis, msp, energy)")
+        for key in ("brightness_min", "brightness_max", "clipped_max", "sharpness_min"):
+            self.field(quality, key, number, f"honesty.quality.{key}")
+        self.field(melanoma, "threshold", number, "honesty.melanoma.threshold")
+        arrays = self.field(value, "arrays", dict, "honesty.arrays")
+        for name in ("whitening", "whitened_means", "dense_kernel", "dense_bias"):
+            self.field(arrays, name, dict, f"honesty.arrays.{name}")
+        return HonestyInfo(
+            file=self.field(value, "file", str, "honesty.file"), bytes=self.field(value, "bytes", int, "honesty.bytes"),
+            sha256=self.field(value, "sha256", str, "honesty.sha256"), arrays=arrays,
+            temperature=float(self.field(value, "temperature", number, "honesty.temperature")),
+            ood=ood, quality=quality, melanoma=melanoma,
+            low_confidence_below=float(self.field(value, "low_confidence_below", number, "honesty.low_confidence_below")))
 
 
 _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "integer", (int, float): "number"}

@@ -4,10 +4,13 @@ Example usage:
     python -m export runs/demo
     python -m export runs/ham --variants float32,int8 --calibration-images 500 --max-drop 2
 
-Writes runs/NAME/bundle/ (float32, float16, dynamic_int8 and int8 .tflite files and manifest.json).
-Every variant is run with LiteRT on the run's test split; the export fails, leaving any previous
-bundle untouched, if float32 differs from Keras by more than 1e-4 or a quantized variant's
-balanced accuracy falls more than --max-drop points below float32.
+Writes runs/NAME/bundle/ (float32, float16, dynamic_int8 and int8 .tflite files, honesty.bin and
+manifest.json). Every variant outputs temperature-calibrated probabilities and the pooled features,
+and is run with the edge runtime on the validation split, which decides: the export fails, leaving
+any previous bundle untouched, if float32 differs from Keras by more than 1e-4, or a quantized
+variant's balanced accuracy falls more than --max-drop points below float32, or its top-1
+agreement with float32 is below --min-agreement. The test split and non-lesion photos are
+measured and reported (manifest and report.md), never used to decide.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
+
+import numpy as np
 
 from edge.errors import UsageError, run_cli
 from export import VARIANTS
@@ -32,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="training-split images for full-int8 calibration, stratified by class (default 300)")
     parser.add_argument("--max-drop", type=float, default=3.0,
                         help="largest allowed balanced-accuracy drop of a quantized variant, in points (default 3)")
+    parser.add_argument("--min-agreement", type=float, default=0.95,
+                        help="smallest allowed top-1 agreement of a quantized variant with float32 (default 0.95)")
     parser.add_argument("--data", type=Path, help="the run's dataset folder, if it moved since training")
     return parser.parse_args(argv)
 
@@ -68,53 +75,95 @@ def _load(run, data_dir: Path | None):
     return model, splits
 
 
-def _verify(model, splits, staging: Path, entries: dict, max_drop: float, batch_size: int) -> dict:
-    """Each variant's metrics through the edge runtime; raises ExportError when one fails."""
-    import numpy as np
+def _keras_reference(export, pixels: np.ndarray) -> np.ndarray:
+    """The calibrated export model's probabilities (its first output)."""
+    return export.predict(np.asarray(pixels, np.float32), batch_size=32, verbose=0)[0]
 
+
+def _measure(export, splits, staging: Path, variants: list[str], nonlesion: np.ndarray) -> dict[str, dict]:
+    """Per variant: validation figures (for the gates), test figures and OOD figures (reported);
+    and under "keras", the float model's validation balanced accuracy."""
+    from export import verify
+    from training.metrics import compute_metrics
+
+    reference = {s: _keras_reference(export, splits.pixels[s]) for s in ("val", "test")}
+    results, float_statuses = {}, None
+    for name in variants:  # float32 first (VARIANTS order), so the others compare with it
+        val_probs, _, _ = verify.litert_outputs(staging, name, splits.pixels["val"])
+        test_probs, test_scores, test_status = verify.litert_outputs(staging, name, splits.pixels["test"])
+        _, out_scores, out_status = verify.litert_outputs(staging, name, nonlesion)
+        ood = verify.ood_metrics((test_scores, out_scores), (test_status, out_status), float_statuses)
+        if name == "float32":
+            float_statuses = (test_status, out_status)
+        results[name] = {"validation": verify.variant_metrics(splits.labels["val"], val_probs, reference["val"]),
+                         **verify.variant_metrics(splits.labels["test"], test_probs, reference["test"]), "ood": ood}
+    keras_balanced = compute_metrics(splits.labels["val"], reference["val"])["balanced_accuracy"]
+    return results, keras_balanced
+
+
+def _gate(results: dict[str, dict], keras_balanced: float, max_drop: float, min_agreement: float) -> None:
     from export import build, verify
 
-    test_pixels, test_labels = splits.pixels["test"], splits.labels["test"]
-    keras_probs = model.predict(test_pixels.astype(np.float32), batch_size=batch_size, verbose=0)
-    results = {v: verify.variant_metrics(test_labels, verify.litert_probabilities(staging, v, test_pixels), keras_probs)
-               for v in entries}
-    print(verify.table(results, entries))
-    keras_balanced = verify.compute_metrics(test_labels, keras_probs)["balanced_accuracy"]
-    problems = verify.failures(results, keras_balanced, max_drop, build.FLOAT32_TOLERANCE)
+    problems = verify.failures({v: r["validation"] for v, r in results.items()}, keras_balanced, max_drop,
+                               min_agreement, build.FLOAT32_TOLERANCE)
     if problems:
         raise ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems))
-    return results
 
 
-def export_run(run_dir: Path, variants: list[str], calibration_images: int, max_drop: float,
-               data_dir: Path | None = None):
+def _build(run, options: argparse.Namespace, variants: list[str], staging: Path):
+    """Convert, write honesty.bin and the manifest, measure and gate; return the final manifest."""
+    from export import build, calibrated, verify
+    from training.honesty import REPORT_SEED
+    from training.nonlesion import pixels as nonlesion_pixels
+
+    model, splits = _load(run, options.data)
+    config = run.config()
+    if "int8" in variants and len(splits.pixels["train"]) == 0:
+        raise ExportError("missing calibration images: the training split is empty")
+    params, arrays = run.honesty()
+    export = calibrated.export_model(model, arrays)
+    calibration = build.choose_calibration(splits.pixels["train"], splits.labels["train"],
+                                           options.calibration_images, config.seed)
+    print(f"calibration: {len(calibration)} training images; gate: {len(splits.labels['val'])} validation images; "
+          f"reported: {len(splits.labels['test'])} test images")
+    entries = build.convert_all(export, variants, calibration, staging)
+    content, layout = calibrated.honesty_bytes(arrays)
+    (staging / calibrated.HONESTY_FILE).write_bytes(content)
+    honesty = calibrated.honesty_info(params, content, layout, build.sha256_hex(content))
+    width = arrays["whitening"].shape[0]
+    build.manifest_for(run.name, config.image_size, entries, {}, honesty, width).write(staging)
+    nonlesion, _ = nonlesion_pixels(config.nonlesion_images, REPORT_SEED, config.image_size)
+    results, keras_balanced = _measure(export, splits, staging, variants, nonlesion)
+    table = verify.table(results, entries)
+    print(table)
+    _gate(results, keras_balanced, options.max_drop, options.min_agreement)
+    metrics = run.metrics()
+    source = {"path": str(run.path), "config": dataclasses.asdict(config),
+              "metrics": {k: metrics[k] for k in build.RUN_METRIC_KEYS if k in metrics}}
+    verified = {v: dataclasses.replace(e, metrics=results[v]) for v, e in entries.items()}
+    run.write_report_section("Exported variants", [
+        "Every variant run with the edge runtime on the test split and on independent non-lesion photos "
+        "(reported only; the export's gates read the validation split).", "", table, ""])
+    return build.manifest_for(run.name, config.image_size, verified, source, honesty, width)
+
+
+def export_run(run_dir: Path, variants: list[str], options: argparse.Namespace):
     """Convert, verify and publish runs/NAME/bundle; return the manifest.
 
     Raises:
         ExportError: unfinished run, label mismatch, missing calibration images, failed verification.
+        RunError: the run has no honesty statistics (evaluated by an older version).
     """
     from training.run import RunDir
 
     run = RunDir(run_dir)
     run.check_finished()  # before TensorFlow loads: a wrong path answers at once
+    run.honesty()
     from export import build
 
-    model, splits = _load(run, data_dir)
-    config = run.config()
-    if "int8" in variants and len(splits.pixels["train"]) == 0:
-        raise ExportError("missing calibration images: the training split is empty")
-    calibration = build.choose_calibration(splits.pixels["train"], splits.labels["train"], calibration_images, config.seed)
-    print(f"calibration: {len(calibration)} training images; verification: {len(splits.labels['test'])} test images")
     staging = build.staging_dir(run.path)
     try:
-        entries = build.convert_all(model, variants, calibration, staging)
-        build.manifest_for(run.name, config.image_size, entries, {}).write(staging)
-        results = _verify(model, splits, staging, entries, max_drop, config.batch_size)
-        verified = {v: dataclasses.replace(e, metrics=results[v]) for v, e in entries.items()}
-        metrics = run.metrics()
-        source = {"path": str(run.path), "config": dataclasses.asdict(config),
-                  "metrics": {k: metrics[k] for k in build.RUN_METRIC_KEYS if k in metrics}}
-        manifest = build.manifest_for(run.name, config.image_size, verified, source)
+        manifest = _build(run, options, variants, staging)
         manifest.write(staging)
         build.swap_into_place(staging, run.bundle)
     finally:
@@ -129,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")
     if args.max_drop < 0:
         raise ExportError(f"--max-drop must not be negative, got {args.max_drop}")
+    if not 0 < args.min_agreement <= 1:
+        raise ExportError(f"--min-agreement must be in (0, 1], got {args.min_agreement}")
     variants = chosen_variants(args.variants)
-    manifest = export_run(args.run, variants, args.calibration_images, args.max_drop, args.data)
+    manifest = export_run(args.run, variants, args)
     print(f"bundle: {args.run / 'bundle'} ({', '.join(variants)}; default {manifest.default_variant}; "
           "every variant verified)")
     return 0

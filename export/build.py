@@ -18,7 +18,8 @@ import numpy as np
 from bench.measure import PeakMemory
 from edge.bundle import sha256_hex
 from edge.labels import CLASSES, CODES
-from edge.manifest import Manifest, Quantization, Variant
+from edge.manifest import HonestyInfo, Manifest, Quantization, Variant
+from export.calibrated import save_for_conversion
 from export.quantize import recipe
 
 # float32 must reproduce Keras: anything above this is a conversion bug, not rounding.
@@ -40,12 +41,15 @@ def choose_calibration(pixels: np.ndarray, labels: np.ndarray, n: int, seed: int
 
 
 def _io_details(path: Path) -> dict:
-    """Input/output dtypes and quantization parameters, as LiteRT reads them."""
+    """Input, probabilities and features dtypes and quantization parameters, as LiteRT reads them."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
+    outputs = {int(o["shape"][-1]): o for o in interpreter.get_output_details()}
+    sides = {"input": interpreter.get_input_details()[0], "output": outputs.pop(len(CODES)),
+             "features": next(iter(outputs.values()))}
     details = {}
-    for side, tensor in (("input", interpreter.get_input_details()[0]), ("output", interpreter.get_output_details()[0])):
+    for side, tensor in sides.items():
         scale, zero_point = tensor["quantization"]
         details[f"{side}_dtype"] = np.dtype(tensor["dtype"]).name
         details[f"{side}_quantization"] = Quantization(float(scale), int(zero_point)) if scale else None
@@ -63,18 +67,20 @@ def default_variant(variants: dict) -> str:
     return "int8" if "int8" in variants else next(iter(variants))
 
 
-def manifest_for(source_name: str, image_size: int, variants: dict[str, Variant], source_run: dict) -> Manifest:
+def manifest_for(source_name: str, image_size: int, variants: dict[str, Variant], source_run: dict,
+                 honesty: HonestyInfo, feature_width: int) -> Manifest:
     """The self-describing manifest (ARCHITECTURE.md, "The bundle")."""
     return Manifest(labels=tuple(CLASSES), input_size=image_size, variants=variants,
-                    default_variant=default_variant(variants),
+                    default_variant=default_variant(variants), honesty=honesty, feature_width=feature_width,
                     created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     source_run={"name": source_name, **source_run})
 
 
 def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path, log=print) -> dict[str, Variant]:
-    """Write WORK/<variant>.tflite for each variant; return manifest entries without metrics."""
+    """Write WORK/<variant>.tflite for each variant of the export model (export/calibrated.py);
+    return manifest entries without metrics."""
     saved_model = work / "saved_model"
-    model.export(str(saved_model), verbose=False)
+    save_for_conversion(model, saved_model, int(model.input.shape[1]))
     entries = {}
     for name in variants:
         with PeakMemory() as memory:

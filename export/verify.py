@@ -1,22 +1,30 @@
-"""Prove each variant still classifies like the Keras float model, with the edge runtime itself."""
+"""Prove each variant still answers like the float model, with the edge runtime itself.
+
+Decisions are judged on the validation split: the accuracy gate and the agreement gate read
+only validation figures. The test split and the non-lesion photos are measured and reported,
+never used to decide (ARCHITECTURE.md, "Honest answers").
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from edge.classifier import Classifier
-from edge.labels import CODES
+from edge.classifier import Classifier, top_k
 from training.metrics import compute_metrics
+from training.ood import auroc
 
 
-def litert_probabilities(bundle_dir, variant: str, pixels: np.ndarray) -> np.ndarray:
-    """(N, 7) probabilities in label order from edge.Classifier, exactly as a device computes them."""
+def litert_outputs(bundle_dir, variant: str, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(N, 7) probabilities, each image's OOD score and status, exactly as edge.Classifier answers."""
     classifier = Classifier(bundle_dir, variant=variant, num_threads=2)
-    rows = np.zeros((len(pixels), len(CODES)))
-    for i, image in enumerate(pixels):
-        for p in classifier.classify_array(image):
-            rows[i, CODES.index(p.code)] = p.probability
-    return rows
+    probs, scores, statuses = [], [], []
+    for image in pixels:
+        p, f = classifier.run(image)
+        answer = classifier.honesty.decide(image, p, f, top_k(p, classifier.labels), classifier.manifest.codes)
+        probs.append(p)
+        scores.append(answer.checks["ood_score"])
+        statuses.append(answer.status)
+    return np.array(probs).reshape(-1, len(classifier.labels)), np.array(scores), statuses
 
 
 def variant_metrics(labels: np.ndarray, probabilities: np.ndarray, reference: np.ndarray) -> dict:
@@ -33,35 +41,57 @@ def variant_metrics(labels: np.ndarray, probabilities: np.ndarray, reference: np
     }
 
 
-def failures(results: dict[str, dict], reference_balanced_accuracy: float, max_drop_points: float,
-             float32_tolerance: float) -> list[str]:
-    """What disqualifies the bundle: float32 off Keras, or a quantized variant too much worse than float32.
+def ood_metrics(classifier_scores: tuple[np.ndarray, np.ndarray], statuses: tuple[list[str], list[str]],
+                reference_statuses: tuple[list[str], list[str]] | None) -> dict:
+    """AUROC of lesions against non-lesion photos, acceptance of each, agreement with float32."""
+    lesion_scores, outside_scores = classifier_scores
+    lesion_status, outside_status = statuses
+    result = {"auroc": auroc(lesion_scores, outside_scores),
+              "test_acceptance": float(np.mean([s == "ok" for s in lesion_status])),
+              "nonlesion_acceptance": float(np.mean([s == "ok" for s in outside_status]))}
+    if reference_statuses is not None:
+        mine, theirs = lesion_status + outside_status, reference_statuses[0] + reference_statuses[1]
+        result["decision_agreement_with_float32"] = float(np.mean([a == b for a, b in zip(mine, theirs, strict=True)]))
+    return result
 
-    Quantized variants are compared with the float32 variant when it was exported, else with Keras.
-    """
+
+def failures(results: dict[str, dict], reference_balanced_accuracy: float, max_drop_points: float,
+             min_agreement: float, float32_tolerance: float) -> list[str]:
+    """What disqualifies the bundle (validation figures only): float32 off Keras, or a quantized
+    variant too much worse than float32 (Keras when float32 was not exported), or too often of
+    another opinion (top-1 agreement with the float model)."""
     problems = []
     if "float32" in results and results["float32"]["max_probability_difference"] > float32_tolerance:
         problems.append(f"float32 differs from Keras by {results['float32']['max_probability_difference']:.2e} "
                         f"(> {float32_tolerance:g}): the conversion is broken")
     base = results["float32"]["balanced_accuracy"] if "float32" in results else reference_balanced_accuracy
     for name, r in results.items():
+        if name == "float32":
+            continue
         drop = 100 * (base - r["balanced_accuracy"])
-        if name != "float32" and drop > max_drop_points:
-            problems.append(f"{name}: balanced accuracy {100 * r['balanced_accuracy']:.1f}% is {drop:.1f} points "
-                            f"below float32 ({100 * base:.1f}%), more than --max-drop {max_drop_points:g}")
+        if drop > max_drop_points:
+            problems.append(f"{name}: validation balanced accuracy {100 * r['balanced_accuracy']:.1f}% is {drop:.1f} "
+                            f"points below float32 ({100 * base:.1f}%), more than --max-drop "
+                            f"{max_drop_points:g}")
+        if r["top1_agreement"] < min_agreement:
+            problems.append(f"{name}: top-1 agreement with float32 on validation is {r['top1_agreement']:.1%}, "
+                            f"below --min-agreement {min_agreement:.0%}")
     return problems
 
 
 def table(results: dict[str, dict], entries: dict) -> str:
-    """The verification table, Markdown."""
+    """The verification table, Markdown (test split figures; OOD per variant)."""
     head = ("| variant | size | vs float32 | accuracy | balanced acc. | melanoma recall | top-1 agreement "
-            "| max abs. prob. diff |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+            "| max abs. prob. diff | OOD AUROC | lesions ok | non-lesion ok | same decision as float32 |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     float_bytes = entries["float32"].bytes if "float32" in entries else None
     lines = [head]
     for name, e in entries.items():
-        r = results[name]
+        r, o = results[name], results[name]["ood"]
         ratio = f"{e.bytes / float_bytes:.0%}" if float_bytes else "-"
+        agreement = o.get("decision_agreement_with_float32")
         lines.append(f"| {name} | {e.bytes / 1024:.0f} KiB | {ratio} | {r['accuracy']:.1%} | "
                      f"{r['balanced_accuracy']:.1%} | {r['melanoma_sensitivity']:.1%} | {r['top1_agreement']:.1%} "
-                     f"| {r['max_probability_difference']:.2e} |")
+                     f"| {r['max_probability_difference']:.2e} | {o['auroc']:.3f} | {o['test_acceptance']:.1%} "
+                     f"| {o['nonlesion_acceptance']:.1%} | {'-' if agreement is None else f'{agreement:.1%}'} |")
     return "\n".join(lines)

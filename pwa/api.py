@@ -65,10 +65,10 @@ def predict():
     clf = classifier()
     pixels = preprocess(uploaded_bytes(), clf.input_size, max_pixels=current_app.config["MAX_PIXELS"], label=PHOTO)
     decoded = perf_counter()
-    predictions = clf.classify_array(pixels)
+    answer = clf.classify_array(pixels)
     finished = perf_counter()
     return jsonify(
-        predictions=[p.to_dict() for p in predictions],
+        **answer.to_dict(),
         model={"variant": clf.variant, "sha256": clf.sha256},
         timing_ms={
             "decode": round((decoded - started) * 1000, 2),
@@ -90,9 +90,17 @@ def model():
         input_size=clf.input_size,
         labels=[{"code": code, "name": name} for code, name in clf.labels],
         metrics={name: clf.variant_info.metrics.get(name) for name in metric_names},
+        honesty=honesty_summary(clf.manifest.honesty),
         source_run={"name": source_run.get("name"), "metrics": source_run.get("metrics") or {}},
         disclaimer=DISCLAIMER,
     )
+
+
+def honesty_summary(info) -> dict:
+    """The thresholds behind every answer's status, for a person who asks why."""
+    return {"temperature": info.temperature, "ood_score": info.ood_score, "ood_threshold": info.ood_threshold,
+            "melanoma_threshold": info.melanoma_threshold, "low_confidence_below": info.low_confidence_below,
+            "quality": {k: info.quality[k] for k in ("brightness_min", "brightness_max", "clipped_max", "sharpness_min")}}
 
 
 @bp.get("/healthz")

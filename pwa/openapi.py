@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from edge.honesty import MESSAGES, STATUSES
 from edge.labels import CODES, DISCLAIMER
 from pwa import api, errors
 
@@ -29,16 +30,35 @@ _PREDICTION = {
     },
 }
 _DISCLAIMER = {"type": "string", "description": "Always: " + DISCLAIMER}
+_REASON = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {
+        "code": {"type": "string", "enum": list(MESSAGES),
+                 "description": "too_dark, too_bright, blurry (status retake); out_of_distribution (unsure); "
+                                "low_confidence, melanoma_risk (status ok)."},
+        "message": {"type": "string", "description": "A sentence for a person: what it means and what to do."},
+    },
+}
 _PREDICT_RESULT = {
     "type": "object",
-    "required": ["predictions", "model", "timing_ms", "disclaimer"],
+    "required": ["status", "reasons", "predictions", "checks", "model", "timing_ms", "disclaimer"],
     "properties": {
+        "status": {"type": "string", "enum": list(STATUSES),
+                   "description": "retake: the photo is unusable (checked first); unsure: it does not look like "
+                                  "the skin-lesion images the model learned from; ok: the model's answer stands."},
+        "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"},
+                    "description": "Why the status is what it is; may be empty for ok."},
+        "checks": {"type": "object", "additionalProperties": {"type": "number"},
+                   "description": "The measured figures the status was decided from: brightness, clipped, "
+                                  "sharpness, ood_score, ood_threshold."},
         "predictions": {
             "type": "array",
             "items": {"$ref": "#/components/schemas/Prediction"},
             "minItems": len(CODES),
             "maxItems": len(CODES),
-            "description": "Every class, most probable first.",
+            "description": "Every class, most probable first, with calibrated probabilities; given for "
+                           "transparency whatever the status.",
         },
         "model": {
             "type": "object",
@@ -56,7 +76,7 @@ _PREDICT_RESULT = {
 _NULLABLE_NUMBER = {"type": "number", "nullable": True}
 _MODEL_INFO = {
     "type": "object",
-    "required": ["variant", "sha256", "input_size", "labels", "metrics", "source_run", "disclaimer"],
+    "required": ["variant", "sha256", "input_size", "labels", "metrics", "honesty", "source_run", "disclaimer"],
     "properties": {
         "variant": {"type": "string"},
         "sha256": {"type": "string"},
@@ -83,6 +103,19 @@ _MODEL_INFO = {
                 },
             },
         },
+        "honesty": {
+            "type": "object",
+            "required": ["temperature", "ood_score", "ood_threshold", "melanoma_threshold", "low_confidence_below",
+                         "quality"],
+            "description": "The thresholds every answer's status is decided with (chosen on the training and "
+                           "validation splits at export).",
+            "properties": {
+                "temperature": {"type": "number"}, "ood_score": {"type": "string"},
+                "ood_threshold": {"type": "number"}, "melanoma_threshold": {"type": "number"},
+                "low_confidence_below": {"type": "number"},
+                "quality": {"type": "object", "additionalProperties": {"type": "number"}},
+            },
+        },
         "source_run": {
             "type": "object",
             "properties": {
@@ -107,6 +140,7 @@ _HEALTH = {
 SCHEMAS = {
     "Error": _ERROR,
     "Prediction": _PREDICTION,
+    "Reason": _REASON,
     "PredictResult": _PREDICT_RESULT,
     "ModelInfo": _MODEL_INFO,
     "Disclaimer": _DISCLAIMER,

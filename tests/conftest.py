@@ -122,14 +122,15 @@ def tiny_bundle(tiny_run) -> Path:
 
 
 @pytest.fixture(scope="session")
-def random_bundle() -> Path:
-    """All four variants of an untrained alpha-0.25, 96 px MobileNet (about 30 s, no training).
+def random_bundle(small_data) -> Path:
+    """All four variants of an untrained alpha-0.25, 96 px MobileNet, evaluated and exported by the
+    real pipeline on `small_data` (about a minute, no training).
 
     For tests of the bundle's shape, the API, the CLI and the browser flows; never for accuracy.
     """
-    key = code_hash("export", "edge", "training/model.py", "training/config.py", "tests/random_bundle.py")
+    key = code_hash("export", "edge", "training", "bench/measure.py", "tests/random_bundle.py", extra=str(small_data))
     return _built(ARTIFACTS / f"random-bundle-{key}",
-                  lambda tmp: run_module("tests.random_bundle", str(tmp / "bundle"))) / "bundle"
+                  lambda tmp: run_module("tests.random_bundle", str(small_data), str(tmp / "run"))) / "run" / "bundle"
 
 
 @pytest.fixture(scope="session")

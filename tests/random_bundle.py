@@ -1,11 +1,14 @@
-"""Build a bundle from an untrained tiny MobileNet in seconds, for tests that need a bundle's shape,
-not a trained model's answers (API, CLI, Classifier contract, browser flows).
+"""Build a bundle from an untrained tiny MobileNet in about a minute, for tests that need a
+bundle's shape, not a trained model's answers (API, CLI, Classifier contract, browser flows).
 
 Example usage:
-    python -m tests.random_bundle OUT_DIR [--variants float32,int8]
+    python -m tests.random_bundle DATA_DIR OUT_RUN_DIR
 
-The export path is the real one (SavedModel -> TFLiteConverter, the manifest writer); only the
-training is skipped. Its answers are meaningless, so no test may assert accuracy on it.
+Everything but the training is the real pipeline (BatchNorm's statistics are adapted to the
+images so the random features are not all zero): the run folder, the split, the evaluation
+(which fits the honest-answer checks on DATA_DIR's images) and the export of all four variants
+with their verification. The model's answers are meaningless, so the export's accuracy and
+agreement gates are opened, and no test may assert accuracy on this bundle.
 """
 
 from __future__ import annotations
@@ -16,39 +19,54 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 IMAGE_SIZE, ALPHA, SEED = 96, 0.25, 5
 
 
-def build(out: Path, variants: list[str]) -> Path:
+def adapt_batch_norm(model, pixels, passes: int = 3) -> None:
+    """Forward passes in training mode: BatchNorm's moving statistics follow the images (no
+    weight is trained). Without it an untrained MobileNet's pooled features are all about 1e-15."""
+    import numpy as np
+
+    for _ in range(passes):
+        for start in range(0, len(pixels), 32):
+            model(np.asarray(pixels[start:start + 32], np.float32), training=True)
+
+
+def build(data: Path, out: Path) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from export import build as bundle_build
-    from training.config import NAMED
+    from export import VARIANTS
+    from export.__main__ import export_run
+    from training.config import TrainConfig
+    from training.data import load_records
+    from training.dataset import load_splits
+    from training.evaluate import evaluate_run
     from training.model import build_model
+    from training.run import RunDir
 
     keras.utils.set_random_seed(SEED)
-    config = NAMED["demo"].__class__(alpha=ALPHA, image_size=IMAGE_SIZE, weights="none", seed=SEED)
+    config = TrainConfig(alpha=ALPHA, image_size=IMAGE_SIZE, weights="none", seed=SEED, nonlesion_images=20).validate()
+    run = RunDir(out)
+    run.start(config, data, cache_dir=None)
     model = build_model(config)
-    rng = np.random.default_rng(SEED)
-    calibration = rng.integers(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
-    out.mkdir(parents=True, exist_ok=True)
-    entries = bundle_build.convert_all(model, variants, calibration, out, log=lambda *_: None)
-    bundle_build.manifest_for("random-weights", IMAGE_SIZE, entries, {}).write(out)
-    return out
+    splits = load_splits(load_records(data), config, run, None, None)
+    adapt_batch_norm(model, splits.pixels["train"])
+    model.save(run.model)
+    evaluate_run(run, splits=splits)
+    options = argparse.Namespace(calibration_images=16, max_drop=100.0, min_agreement=0.0, data=None)
+    export_run(run.path, list(VARIANTS), options)
+    return run.bundle
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.random_bundle", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--variants", default="float32,float16,dynamic_int8,int8")
+    parser.add_argument("data", type=Path, help="a HAM10000-layout folder (the tests' small synthetic set)")
+    parser.add_argument("out", type=Path, help="run folder to create; the bundle lands in OUT/bundle")
     args = parser.parse_args(argv)
     shutil.rmtree(args.out, ignore_errors=True)
-    build(args.out, [v for v in args.variants.split(",") if v])
-    print(f"random bundle: {args.out}")
+    print(f"random bundle: {build(args.data, args.out)}")
     return 0
 
 

@@ -123,7 +123,7 @@ def test_accuracy_is_measured_on_the_split_files_test_images(bench_run, random_b
     # The benchmark preprocesses once into a file; the Classifier on each JPEG must agree with it.
     images = {p.stem: p for p in small_data.rglob("*.jpg")}
     classifier = Classifier(random_bundle, "float32")
-    correct = [classifier.classify(images[row["image_id"]])[0].code == row["dx"] for row in test_rows]
+    correct = [classifier.classify(images[row["image_id"]]).predictions[0].code == row["dx"] for row in test_rows]
     float32 = results[0]
     assert float32["variant"] == "float32"
     assert float32["metrics"]["accuracy"] == pytest.approx(np.mean(correct))

@@ -24,6 +24,7 @@ def copy_bundle(source: Path, target: Path, variants=("int8",)) -> Path:
     """A bundle copy with only the manifest and the named model files (fast, and safe to damage)."""
     target.mkdir()
     shutil.copy(source / "manifest.json", target)
+    shutil.copy(source / "honesty.bin", target)
     for variant in variants:
         shutil.copy(source / f"{variant}.tflite", target)
     return target
@@ -132,6 +133,16 @@ def damage(case: str, bundle_dir: Path) -> tuple[Path, str]:
         edit_manifest(bundle_dir, lambda m: m.update(default_variant="float64"))
     elif case == "mistyped size":
         edit_manifest(bundle_dir, lambda m: m["input"].update(size="96"))
+    elif case == "missing honesty file":
+        (bundle_dir / "honesty.bin").unlink()
+    elif case == "honesty tampered":
+        data = bytearray((bundle_dir / "honesty.bin").read_bytes())
+        data[7] ^= 0x01
+        (bundle_dir / "honesty.bin").write_bytes(bytes(data))
+    elif case == "unknown ood score":
+        edit_manifest(bundle_dir, lambda m: m["honesty"]["ood"].update(score="vibes"))
+    elif case == "no honesty section":
+        edit_manifest(bundle_dir, lambda m: m.pop("honesty"))
     elif case == "unknown variant":
         return bundle_dir, "int4"
     elif case == "missing file":
@@ -154,7 +165,11 @@ BAD_BUNDLES = {
     "missing folder": r"bundle folder .*nowhere does not exist \(export a run first\)",
     "missing manifest": r"manifest.json is missing: .* is not a LesionLite bundle",
     "bad json": r"manifest.json is not valid JSON: Expecting property name",
-    "unknown schema": r"has schema_version 1, this runtime reads 2: re-export the bundle with this version",
+    "unknown schema": r"has schema_version 1, this runtime reads 3: re-export the bundle with this version",
+    "missing honesty file": r"honesty.bin is missing: re-export the bundle",
+    "honesty tampered": r"honesty.bin: sha256 mismatch, expected [0-9a-f]{12}\.\.\., got [0-9a-f]{12}\.\.\.",
+    "unknown ood score": r"honesty.ood.score 'vibes' is not one this runtime computes \(mahalanobis, msp, energy\)",
+    "no honesty section": r"manifest.json: the field 'honesty' is missing",
     "no default variant": r"manifest.json: the field 'default_variant' is missing",
     "default variant absent": r"default_variant 'float64' is not one of its variants \(float32, float16, dynamic_int8, int8\)",
     "mistyped size": r"manifest.json: 'input.size' must be a JSON integer, got str",
@@ -163,7 +178,7 @@ BAD_BUNDLES = {
     "missing file": r"int8.tflite is missing: re-export the bundle",
     "hash mismatch": r"int8.tflite: sha256 mismatch, expected [0-9a-f]{12}\.\.\., got [0-9a-f]{12}\.\.\.: "
     r"the file was changed or corrupted; re-export the bundle",
-    "label count": r"int8.tflite: the model outputs 7 classes but the manifest lists 6 labels",
+    "label count": r"int8.tflite: the model outputs \[7, 256\] values but the manifest lists 6 labels",
     "not a model": r"int8.tflite: LiteRT cannot load it",
 }
 
@@ -197,7 +212,9 @@ def test_every_variant_gives_seven_sorted_probabilities(variant, classifiers, ra
     assert classifier.input_size == manifest["input"]["size"] == 96
     assert classifier.labels == tuple(CLASSES)
     for image in photos:
-        predictions = classifier.classify(image)
+        answer = classifier.classify(image)
+        assert answer.status in ("ok", "unsure", "retake")
+        predictions = answer.predictions
         probabilities = [p.probability for p in predictions]
         assert sorted(p.code for p in predictions) == sorted(CODES)
         assert probabilities == sorted(probabilities, reverse=True)
@@ -212,7 +229,7 @@ def test_no_variant_named_runs_the_default_variant(random_bundle, tmp_path):
                                                  variants={"float32": m["variants"]["float32"]}))
     classifier = Classifier(only_float)
     assert classifier.variant == "float32"
-    assert len(classifier.classify(np.zeros((96, 96, 3), np.uint8))) == 7
+    assert len(classifier.classify(np.zeros((96, 96, 3), np.uint8)).predictions) == 7
 
 
 @pytest.mark.trained
@@ -220,8 +237,8 @@ def test_full_int8_agrees_with_float32(trained, sample_images):
     """The dequantization path end to end: a wrong scale or zero point would move every number."""
     differences = []
     for image in sample_images:
-        int8 = {p.code: p.probability for p in trained["int8"].classify(image)}
-        float32 = {p.code: p.probability for p in trained["float32"].classify(image)}
+        int8 = {p.code: p.probability for p in trained["int8"].classify(image).predictions}
+        float32 = {p.code: p.probability for p in trained["float32"].classify(image).predictions}
         differences.append(np.mean([abs(int8[c] - float32[c]) for c in CODES]))
     assert np.mean(differences) < 0.05
 
@@ -293,6 +310,6 @@ def test_draft_decoding_of_a_12mp_photo_matches_a_full_decode(trained, sample_im
     drafted = classifier.classify(phone)
     with Image.open(phone) as image:
         full = classifier.classify(np.asarray(image.convert("RGB")))
-    assert drafted[0].code == full[0].code
-    full_by_code = {p.code: p.probability for p in full}
-    assert max(abs(p.probability - full_by_code[p.code]) for p in drafted) <= 0.02
+    assert drafted.predictions[0].code == full.predictions[0].code
+    full_by_code = {p.code: p.probability for p in full.predictions}
+    assert max(abs(p.probability - full_by_code[p.code]) for p in drafted.predictions) <= 0.02

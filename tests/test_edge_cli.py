@@ -56,7 +56,9 @@ def test_classify_json_lists_every_image_with_seven_sorted_predictions(repo_root
         assert sorted(p["code"] for p in entry["predictions"]) == sorted(CODES)
         assert probabilities == sorted(probabilities, reverse=True)
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
-    assert output[0]["predictions"] == [p.to_dict() for p in expected]
+    assert output[0]["predictions"] == [p.to_dict() for p in expected.predictions]
+    assert output[0]["status"] == expected.status in ("ok", "unsure", "retake")
+    assert output[0]["reasons"] == [{"code": r.code, "message": r.message} for r in expected.reasons]
     assert DISCLAIMER in result.stderr
 
 
@@ -65,11 +67,14 @@ def test_classify_text_shows_top_k_table_and_disclaimer(repo_root, random_bundle
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == str(photos[0])
-    top = Classifier(random_bundle, "int8").classify(photos[0])[:3]
-    assert [line.split()[0] for line in lines[1:4]] == [p.code for p in top]
-    assert lines[1].endswith(f"{top[0].probability:.1%}")
-    assert lines[4] == ""
-    assert lines[5] == DISCLAIMER
+    answer = Classifier(random_bundle, "int8").classify(photos[0])
+    assert lines[1] == "  " + answer.headline()  # the status line comes first
+    assert lines[1].strip().split(":")[0] == answer.status.upper()
+    top = answer.predictions[:3]
+    assert [line.split()[0] for line in lines[2:5]] == [p.code for p in top]
+    assert lines[2].endswith(f"{top[0].probability:.1%}")
+    assert lines[5] == ""
+    assert lines[6] == DISCLAIMER
 
 
 def test_folder_skips_non_images_and_reports_unreadable_ones(repo_root, random_bundle, photos, tmp_path):
@@ -102,7 +107,7 @@ def test_nothing_classified_exits_non_zero(repo_root, random_bundle, tmp_path):
     [
         ("missing folder", "error: bundle folder {bundle}/nowhere does not exist"),
         ("hash mismatch", "error: int8.tflite: sha256 mismatch, expected "),
-        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 2"),
+        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 3"),
     ],
 )
 def test_bad_bundle_exits_with_message(case, message, repo_root, random_bundle, photos, tmp_path):
@@ -157,7 +162,7 @@ def test_camera_converts_bgr_frames_to_rgb_and_saves_the_last(
     saved = tmp_path / "last.jpg"
     code = main(["camera", str(random_bundle), "--frames", "2", "--interval", "0", "--save-last", str(saved)])
     assert code == 0
-    expected = camera_module.format_frame(0, classifier.classify(rgb)[:3])
+    expected = camera_module.format_frame(0, classifier.classify(rgb))
     assert capsys.readouterr().out.splitlines() == [expected, expected.replace("frame 0", "frame 1")]
     assert saved.read_bytes()[:2] == b"\xff\xd8"
     assert capture.released

@@ -79,7 +79,10 @@ def test_predict_returns_all_classes_sorted_with_model_timing_and_disclaimer(cli
     response = client.post("/api/predict", **multipart(photo))
     assert response.status_code == 200
     body = response.get_json()
-    assert body["predictions"] == [p.to_dict() for p in reference.classify(photo)]
+    expected = reference.classify(photo)
+    assert body["predictions"] == [p.to_dict() for p in expected.predictions]
+    assert body["status"] == expected.status and body["reasons"] == [
+        {"code": r.code, "message": r.message} for r in expected.reasons]
     assert sorted(p["code"] for p in body["predictions"]) == SEVEN_CODES
     probabilities = [p["probability"] for p in body["predictions"]]
     assert probabilities == sorted(probabilities, reverse=True)
@@ -116,10 +119,19 @@ def test_model_describes_labels_variant_input_and_metrics(client, random_bundle)
     assert body["variant"] == "int8"
     assert body["sha256"] == file_sha256(random_bundle / "int8.tflite")
     assert body["input_size"] == RANDOM_BUNDLE_SIZE
-    # An untrained bundle was never evaluated: every metric is null, none is invented.
-    assert body["metrics"] == {"accuracy": None, "balanced_accuracy": None, "per_class_recall": None,
-                               "top1_agreement": None}
-    assert body["source_run"]["metrics"] == {}
+    # The metrics are the manifest's, measured at export, passed through unchanged.
+    manifest = json.loads((random_bundle / "manifest.json").read_text())
+    measured = manifest["variants"]["int8"]["metrics"]
+    assert body["metrics"] == {k: measured[k] for k in ("accuracy", "balanced_accuracy", "per_class_recall",
+                                                         "top1_agreement")}
+    honesty = manifest["honesty"]
+    assert body["honesty"] == {"temperature": honesty["temperature"], "ood_score": honesty["ood"]["score"],
+                               "ood_threshold": honesty["ood"]["threshold"],
+                               "melanoma_threshold": honesty["melanoma"]["threshold"],
+                               "low_confidence_below": honesty["low_confidence_below"],
+                               "quality": {k: honesty["quality"][k] for k in
+                                           ("brightness_min", "brightness_max", "clipped_max", "sharpness_min")}}
+    assert body["source_run"]["name"] == "run"
     assert body["disclaimer"] == DISCLAIMER
 
 

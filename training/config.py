@@ -66,6 +66,17 @@ class TrainConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 42
+    # Honest answers, all chosen on the training or validation split (training/honesty.py).
+    # The melanoma referral threshold keeps at least this share of validation melanomas.
+    referral_sensitivity: float = 0.90
+    # The out-of-distribution threshold accepts at least this share of validation lesions.
+    ood_keep: float = 0.95
+    # Photo-quality limits sit at this lower / upper percentile of the training images.
+    quality_tail: float = 0.0025
+    # An "ok" answer whose top probability is below this carries the reason low_confidence.
+    low_confidence_below: float = 0.5
+    # Non-lesion photos generated for each of the two OOD sets (score selection, report).
+    nonlesion_images: int = 200
 
     @property
     def pretrained(self) -> bool:
@@ -83,6 +94,11 @@ class TrainConfig:
              f"imbalance must be class_weight, oversample or none, got {self.imbalance!r}"),
             (self.fill_mode in ("nearest", "reflect", "wrap", "constant"), f"unknown fill_mode {self.fill_mode!r}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (0 < self.referral_sensitivity <= 1, f"referral_sensitivity must be in (0, 1], got {self.referral_sensitivity}"),
+            (0.5 <= self.ood_keep < 1, f"ood_keep must be in [0.5, 1), got {self.ood_keep}"),
+            (0 <= self.quality_tail < 0.1, f"quality_tail must be in [0, 0.1), got {self.quality_tail}"),
+            (0 <= self.low_confidence_below < 1, f"low_confidence_below must be in [0, 1), got {self.low_confidence_below}"),
+            (self.nonlesion_images >= 10, f"nonlesion_images must be at least 10, got {self.nonlesion_images}"),
         ]
         for ok, message in checks:
             if not ok:

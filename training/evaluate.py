@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from edge.errors import run_cli
-from edge.labels import CODES
+from edge.labels import CODES, MELANOMA
+from training import calibration, honesty, lesionstats
 from training.dataset import Splits, load_run_splits
 from training.metrics import compute_metrics
 from training.report import plot_confusion, plot_curves, report_markdown, summary
@@ -25,14 +26,43 @@ from training.run import RunDir
 
 
 def predictions_table(records: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
-    """One row per test image: ids, true and predicted class, and every class's probability."""
-    table = records[["image_id", "lesion_id", "dx"]].reset_index(drop=True)
+    """One row per test image: ids, metadata, true and predicted class, every class's probability."""
+    keep = [c for c in ("image_id", "lesion_id", "dx", "sex", "age", "localization") if c in records]
+    table = records[keep].reset_index(drop=True)
     table["predicted"] = [CODES[i] for i in probabilities.argmax(axis=1)]
     return pd.concat([table, pd.DataFrame(probabilities, columns=list(CODES))], axis=1)
 
 
+def lesion_level(table: pd.DataFrame, params: dict, seed: int) -> dict:
+    """Lesion-bootstrap intervals, the referral threshold on test, and the subgroup table."""
+    threshold = params["melanoma"]["threshold"]
+    ci = lesionstats.lesion_bootstrap(table, lesionstats.test_statistics(list(CODES), MELANOMA, threshold), seed=seed)
+    statistic = lesionstats.test_statistics(list(CODES), MELANOMA, threshold)(table)
+    referral = {"threshold": threshold, "target_sensitivity": params["melanoma"]["target_sensitivity"],
+                "validation_sensitivity": params["melanoma"]["validation_sensitivity"],
+                **{f"test_{k}": statistic[f"referral_{k}"] for k in ("sensitivity", "specificity")},
+                **{f"test_{k}_ci95": list(ci[f"referral_{k}"]) for k in ("sensitivity", "specificity")}}
+    return {"ci": ci, "referral": referral,
+            "subgroups": lesionstats.subgroups(table, MELANOMA, table[MELANOMA] >= threshold)}
+
+
+def honest_metrics(m: dict, fitted, lesion: dict) -> dict:
+    """metrics.json: the classification figures with lesion-level intervals, plus honesty figures."""
+    for code, entry in m["per_class"].items():
+        entry["recall_ci95"] = list(lesion["ci"][f"recall_{code}"])
+    for key in ("balanced_accuracy", "melanoma_sensitivity", "melanoma_specificity"):
+        m[f"{key}_ci95"] = list(lesion["ci"][key])
+    calibration = fitted.figures["calibration"]
+    return {**m, "ci_method": "95% percentile bootstrap over lesions (1,000 resamples)",
+            "temperature": fitted.params["temperature"], "ece_before": calibration["before"]["ece"],
+            "ece_after": calibration["after"]["ece"], "calibration": calibration,
+            "ood": fitted.params["ood"], "quality": fitted.params["quality"], "referral": lesion["referral"],
+            "subgroups": lesion["subgroups"].to_dict("records")}
+
+
 def evaluate_run(run: RunDir, splits: Splits | None = None, data_dir: Path | None = None) -> dict:
-    """Predict the test split with the best checkpoint, write the metrics, report and plots.
+    """Fit the honest-answer checks, predict the test split with the best checkpoint, write the
+    metrics, report and plots.
 
     Raises:
         RunError, DataError, SplitError: the run or its data cannot be used.
@@ -40,12 +70,18 @@ def evaluate_run(run: RunDir, splits: Splits | None = None, data_dir: Path | Non
     run.check_finished()
     config = run.config()
     splits = splits or load_run_splits(run, data_dir)
-    model = run.load_model()
-    probabilities = model.predict(splits.pixels["test"].astype(np.float32), batch_size=config.batch_size, verbose=0)
-    m = compute_metrics(splits.labels["test"], probabilities)
+    fitted = honesty.fit(run.load_model(), splits, config)
+    run.write_honesty(fitted.params, fitted.arrays)
+    probabilities = fitted.figures["test_probabilities"]
+    table = predictions_table(splits.records["test"], probabilities)
+    lesion = lesion_level(table, fitted.params, config.seed)
+    m = honest_metrics(compute_metrics(splits.labels["test"], probabilities), fitted, lesion)
     run.write_metrics(m)
-    run.write_predictions(predictions_table(splits.records["test"], probabilities))
+    run.write_predictions(table)
+    run.write_subgroups(lesion["subgroups"])
     plot_confusion(m["confusion_matrix"], run.confusion_png)
+    calibration.plot_reliability(fitted.figures["test_probabilities_before"], probabilities, splits.labels["test"],
+                                 run.reliability_png)
     history = run.history()
     if len(history):
         plot_curves(history, run.curves_png)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from edge.labels import CODES, DISCLAIMER
+from training.report_honest import _ci, _pct, honest_sections
 
 
 def plot_confusion(matrix: list[list[int]], path: Path) -> None:
@@ -53,32 +54,32 @@ def plot_curves(history: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def _pct(x: float) -> str:
-    return "n/a" if x != x else f"{100 * x:.1f}%"
+def _main_table(m: dict) -> list[str]:
+    return [
+        "| metric | value | 95% CI (lesion bootstrap) |", "|---|---|---|",
+        f"| balanced accuracy | {_pct(m['balanced_accuracy'])} | {_ci(m['balanced_accuracy_ci95'])} |",
+        f"| accuracy | {_pct(m['accuracy'])} | |",
+        f"| top-2 accuracy | {_pct(m['top2_accuracy'])} | |",
+        f"| top-3 accuracy | {_pct(m['top3_accuracy'])} | |",
+        f"| melanoma sensitivity (top-1) | {_pct(m['melanoma_sensitivity'])} | {_ci(m['melanoma_sensitivity_ci95'])} |",
+        f"| melanoma specificity (top-1) | {_pct(m['melanoma_specificity'])} | {_ci(m['melanoma_specificity_ci95'])} |",
+        f"| macro ROC-AUC (one-vs-rest) | {m['roc_auc_macro']:.3f} | |", "",
+    ]
 
 
-def _ci(pair: list[float]) -> str:
-    return f"{_pct(pair[0])}–{_pct(pair[1])}"
-
-
-def report_markdown(run_name: str, m: dict, config, data_dir: Path) -> str:
+def report_markdown(run_name: str, m: dict, config, data_dir: Path, warnings: list[str] | None = None) -> str:
     """report.md: the figures a clinician-minded reader asks for, with their uncertainty."""
-    lines = [
-        f"# LesionLite evaluation: {run_name}", "",
+    lines = [f"# LesionLite evaluation: {run_name}", ""]
+    lines += [f"> **Warning:** {w}" for w in warnings or []] + ([""] if warnings else [])
+    lines += [
         f"> {DISCLAIMER}", "",
         f"Model: MobileNet alpha {config.alpha:g} at {config.image_size} px, weights `{config.weights}`, "
         f"best checkpoint by `{config.monitor}`. Data: `{data_dir}`.", "",
         f"Test split: {m['n_test_images']} images whose lesions appear in no training or validation "
         "image (split by `lesion_id`). Balanced accuracy (mean per-class recall) is the ISIC 2018 "
-        "challenge metric; plain accuracy is dominated by the common benign naevi.", "",
-        "| metric | value |", "|---|---|",
-        f"| balanced accuracy | {_pct(m['balanced_accuracy'])} |",
-        f"| accuracy | {_pct(m['accuracy'])} |",
-        f"| top-2 accuracy | {_pct(m['top2_accuracy'])} |",
-        f"| top-3 accuracy | {_pct(m['top3_accuracy'])} |",
-        f"| melanoma sensitivity | {_pct(m['melanoma_sensitivity'])} (95% CI {_ci(m['melanoma_sensitivity_ci95'])}) |",
-        f"| melanoma specificity | {_pct(m['melanoma_specificity'])} (95% CI {_ci(m['melanoma_specificity_ci95'])}) |",
-        f"| macro ROC-AUC (one-vs-rest) | {m['roc_auc_macro']:.3f} |", "",
+        "challenge metric; plain accuracy is dominated by the common benign naevi. The test split is only "
+        "reported: every threshold below was chosen on the training or validation split.", "",
+        *_main_table(m),
         "## Per class", "",
         "| code | class | support | precision | recall (sensitivity) | recall 95% CI | F1 |",
         "|---|---|---:|---:|---:|---|---:|",
@@ -86,16 +87,29 @@ def report_markdown(run_name: str, m: dict, config, data_dir: Path) -> str:
     for code, c in m["per_class"].items():
         lines.append(f"| {code} | {c['name']} | {c['support']} | {_pct(c['precision'])} | {_pct(c['recall'])} "
                      f"| {_ci(c['recall_ci95'])} | {c['f1']:.3f} |")
-    lines += ["", "Intervals are 95% Wilson score intervals: with few test images of a class, its "
-              "recall is uncertain and the interval says by how much.", "",
-              "![confusion matrix](confusion_matrix.png)", "", "![training curves](training_curves.png)", ""]
+    lines += ["", f"Intervals: {m['ci_method']}. Images of one lesion are resampled together, so a lesion "
+              "photographed several times does not count as several independent cases.", "",
+              *honest_sections(m), "![confusion matrix](confusion_matrix.png)", "",
+              "![training curves](training_curves.png)", ""]
     return "\n".join(lines)
 
 
 def summary(m: dict) -> str:
-    return (f"test split ({m['n_test_images']} images): balanced accuracy {_pct(m['balanced_accuracy'])}, "
-            f"accuracy {_pct(m['accuracy'])}, top-3 {_pct(m['top3_accuracy'])}, "
-            f"melanoma sensitivity {_pct(m['melanoma_sensitivity'])} / specificity "
-            f"{_pct(m['melanoma_specificity'])}, macro ROC-AUC {m['roc_auc_macro']:.3f}")
-
-
+    """The lines `python -m training` and `make demo` print."""
+    ood, ref, cal = m["ood"], m["referral"], m["calibration"]
+    chosen = ood["compared"][ood["score"]]
+    return "\n".join([
+        f"test split ({m['n_test_images']} images): balanced accuracy {_pct(m['balanced_accuracy'])} "
+        f"(95% CI {_ci(m['balanced_accuracy_ci95'])}), accuracy {_pct(m['accuracy'])}, top-3 {_pct(m['top3_accuracy'])}, "
+        f"macro ROC-AUC {m['roc_auc_macro']:.3f}",
+        f"calibration: temperature {m['temperature']:.3f}; ECE {cal['before']['ece']:.3f} -> {cal['after']['ece']:.3f}, "
+        f"NLL {cal['before']['nll']:.3f} -> {cal['after']['nll']:.3f}, Brier {cal['before']['brier']:.3f} -> "
+        f"{cal['after']['brier']:.3f}",
+        f"unsure (out of distribution): {ood['score']} score, AUROC {chosen['test_auroc']:.3f} against non-lesion "
+        f"photos; accepts {_pct(chosen['test_acceptance'])} of test lesions and {_pct(chosen['nonlesion_acceptance'])} "
+        "of non-lesion photos",
+        f"melanoma referral: threshold {ref['threshold']:.3f} (validation sensitivity "
+        f"{_pct(ref['validation_sensitivity'])}); test sensitivity {_pct(ref['test_sensitivity'])} "
+        f"(95% CI {_ci(ref['test_sensitivity_ci95'])}), specificity {_pct(ref['test_specificity'])}",
+        f"photo quality: {_pct(m['quality']['training_pass_rate'])} of training images pass",
+    ])

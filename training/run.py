@@ -46,6 +46,9 @@ class RunDir:
         self._metrics = self.path / "metrics.json"
         self._predictions = self.path / "test_predictions.csv"
         self._excluded = self.path / "excluded_images.csv"
+        self._honesty = self.path / "honesty.json"
+        self._honesty_arrays = self.path / "honesty.npz"
+        self._subgroups = self.path / "subgroups.csv"
 
     def __str__(self) -> str:
         return str(self.path)
@@ -135,8 +138,42 @@ class RunDir:
         table.to_csv(self._excluded, index=False)
         return self._excluded
 
+    def write_honesty(self, params: dict[str, Any], arrays: dict[str, Any]) -> None:
+        """What the export puts in the bundle for honest answers: thresholds and statistics."""
+        import numpy as np
+
+        self._write_json(self._honesty, params)
+        np.savez(self._honesty_arrays, **arrays)
+
+    def honesty(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(params, arrays) written by the evaluation.
+
+        Raises:
+            RunError: the run was evaluated by a version without honest answers.
+        """
+        import numpy as np
+
+        if not (self._honesty.is_file() and self._honesty_arrays.is_file()):
+            raise RunError(f"{self.path} has no honesty.json / honesty.npz: re-run "
+                           f"python -m training.evaluate {self.path}")
+        with np.load(self._honesty_arrays) as stored:
+            return self._read_json(self._honesty), {k: stored[k] for k in stored.files}
+
+    def write_subgroups(self, table: pd.DataFrame) -> None:
+        table.to_csv(self._subgroups, index=False, float_format="%.4f")
+
     def write_report(self, text: str) -> None:
         self.report.write_text(text)
+
+    def write_report_section(self, title: str, lines: list[str]) -> None:
+        """Put a '## TITLE' section at the end of report.md, replacing an earlier one of that title."""
+        text = self.report.read_text() if self.report.is_file() else ""
+        heading = f"## {title}\n"
+        if heading in text:
+            start = text.index(heading)
+            following = text.find("\n## ", start + len(heading))
+            text = text[:start] + (text[following + 1:] if following >= 0 else "")
+        self.write_report(text.rstrip("\n") + "\n\n" + heading + "\n" + "\n".join(lines) + "\n")
 
     def load_model(self):
         """The best checkpoint as a Keras model (imports Keras)."""

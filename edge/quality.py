@@ -1,0 +1,44 @@
+"""Photo quality: is this photo usable at all, before anyone asks what it shows?
+
+One function, :func:`measure`, reads three numbers off the model input (the preprocessed
+square, so the phone, the server and the Pi measure the very same pixels):
+
+- brightness: mean luma (ITU-R BT.601 weights), 0-255 — too dark, or too bright;
+- clipped: the share of pixels whose luma is at least CLIPPED_LUMA — blown-out highlights;
+- sharpness: the variance of the 4-neighbour Laplacian of luma over the variance of luma — low
+  when the photo is blurred (or shows nothing at all, such as a flat wall); dividing by the
+  contrast keeps a dark but sharp photo from also reading as blurred.
+
+The limits are not chosen here: the export derives them from the training images' own
+percentiles and stores them in the bundle (ARCHITECTURE.md, "Honest answers").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# A pixel this bright in every channel has lost its detail (8-bit sensors clip at 255; JPEG
+# rounding leaves clipped areas a few levels below it).
+CLIPPED_LUMA = 250.0
+MEASURES = ("brightness", "clipped", "sharpness")
+# Added to the luma variance so a flat image (variance 0) reads as sharpness 0, not 0/0.
+CONTRAST_FLOOR = 1.0
+
+
+def measure(pixels: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Brightness, clipped share and sharpness of one HxWx3 uint8 image or of a batch NxHxWx3.
+
+    Returns floats for one image, arrays of N for a batch.
+    """
+    single = pixels.ndim == 3
+    batch = pixels[np.newaxis] if single else pixels
+    luma = batch.astype(np.float32) @ LUMA  # (N, H, W)
+    laplacian = (luma[:, :-2, 1:-1] + luma[:, 2:, 1:-1] + luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:]
+                 - 4.0 * luma[:, 1:-1, 1:-1])
+    values = {
+        "brightness": luma.mean(axis=(1, 2)),
+        "clipped": (luma >= CLIPPED_LUMA).mean(axis=(1, 2)),
+        "sharpness": laplacian.var(axis=(1, 2)) / (luma.var(axis=(1, 2)) + CONTRAST_FLOOR),
+    }
+    return {k: float(v[0]) for k, v in values.items()} if single else values

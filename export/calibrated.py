@@ -1,0 +1,54 @@
+"""The model that ships: calibrated probabilities and the pooled features, from one invoke.
+
+The trained model outputs softmax(f W + b). The exported one outputs softmax(f W/T + b/T), the
+temperature-calibrated probabilities (1/T folded into the last layer, so int8 gets it too), and
+f itself, the pooled features the out-of-distribution check needs. Dropout is the identity at
+inference and is left out. The input signature is fixed at batch 1: LiteRT.js refuses a dynamic
+batch, and every runtime classifies one photo at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.manifest import HonestyInfo
+
+# The arrays edge/honesty.py reads from honesty.bin, in file order.
+HONESTY_ARRAYS = ("whitening", "whitened_means", "dense_kernel", "dense_bias")
+HONESTY_FILE = "honesty.bin"
+
+
+def export_model(model, arrays: dict[str, np.ndarray]):
+    """A Keras model: uint8-range pixels -> [calibrated probabilities, pooled features]."""
+    import keras
+
+    features = model.get_layer("pool").output
+    dense = keras.layers.Dense(arrays["dense_bias"].shape[0], activation="softmax", name="calibrated_probabilities")
+    probabilities = dense(features)
+    dense.set_weights([arrays["dense_kernel"].astype(np.float32), arrays["dense_bias"].astype(np.float32)])
+    return keras.Model(model.input, [probabilities, features], name="lesionlite_calibrated")
+
+
+def save_for_conversion(model, folder, image_size: int) -> None:
+    """SavedModel with a fixed batch-1 signature (ARCHITECTURE.md, "Export")."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="pixels")]
+    model.export(str(folder), verbose=False, input_signature=signature)
+
+
+def honesty_bytes(arrays: dict[str, np.ndarray]) -> tuple[bytes, dict[str, dict]]:
+    """honesty.bin's content (little-endian float32, one array after another) and its layout."""
+    chunks, layout, offset = [], {}, 0
+    for name in HONESTY_ARRAYS:
+        values = np.ascontiguousarray(arrays[name], dtype="<f4")
+        layout[name] = {"offset": offset, "shape": list(values.shape)}
+        chunks.append(values.tobytes())
+        offset += values.nbytes
+    return b"".join(chunks), layout
+
+
+def honesty_info(params: dict, content: bytes, layout: dict, sha256: str) -> HonestyInfo:
+    return HonestyInfo(file=HONESTY_FILE, bytes=len(content), sha256=sha256, arrays=layout,
+                       temperature=params["temperature"], ood=params["ood"], quality=params["quality"],
+                       melanoma=params["melanoma"], low_confidence_below=params["low_confidence_below"])

@@ -1,0 +1,83 @@
+"""The report's sections on honest answers: calibration, "unsure", "retake", referral, subgroups."""
+
+from __future__ import annotations
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}%"
+
+
+def _ci(pair: list[float]) -> str:
+    return f"{_pct(pair[0])}–{_pct(pair[1])}"
+
+
+def calibration_section(m: dict) -> list[str]:
+    before, after = m["calibration"]["before"], m["calibration"]["after"]
+    return [
+        "## Calibration", "",
+        f"Temperature T = {m['temperature']:.3f}, fitted on the validation split (minimum negative log-likelihood) "
+        "and folded into every exported variant's last layer. On the test split:", "",
+        "| | ECE (15 bins) | Brier score | NLL |", "|---|---:|---:|---:|",
+        f"| before | {before['ece']:.4f} | {before['brier']:.4f} | {before['nll']:.4f} |",
+        f"| after | {after['ece']:.4f} | {after['brier']:.4f} | {after['nll']:.4f} |", "",
+        "![reliability diagram](reliability.png)", "",
+    ]
+
+
+def ood_section(m: dict) -> list[str]:
+    ood = m["ood"]
+    lines = [
+        "## Unsure: photos unlike the training lesions", "",
+        f"Kept score: **{ood['score']}** (best AUROC on validation lesions against one set of non-lesion photos). "
+        f"Its threshold accepts at least {_pct(ood['keep_target'])} of validation lesions. Test figures use the test "
+        "split and an independent set of non-lesion photos (natural photos, textures, text, flat colours, "
+        "gradients, noise).", "",
+        "| score | selection AUROC | test AUROC | test lesions accepted | non-lesion photos accepted |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, e in ood["compared"].items():
+        mark = " (kept)" if name == ood["score"] else ""
+        lines.append(f"| {name}{mark} | {e['selection_auroc']:.3f} | {e['test_auroc']:.3f} | "
+                     f"{_pct(e['test_acceptance'])} | {_pct(e['nonlesion_acceptance'])} |")
+    return lines + ["", "The export measures the same per variant (manifest `variants.*.metrics.ood`).", ""]
+
+
+def quality_section(m: dict) -> list[str]:
+    q = m["quality"]
+    return [
+        "## Retake: unusable photos", "",
+        f"Limits at the {q['percentile_tail'] * 100:g}th and {100 - q['percentile_tail'] * 100:g}th percentiles of "
+        f"the training images: brightness {q['brightness_min']:.1f}–{q['brightness_max']:.1f} (mean luma), "
+        f"clipped highlights at most {_pct(q['clipped_max'])} of the pixels, sharpness at least "
+        f"{q['sharpness_min']:.4f}. {_pct(q['training_pass_rate'])} of the training images pass.", "",
+    ]
+
+
+def referral_section(m: dict) -> list[str]:
+    r = m["referral"]
+    return [
+        "## Melanoma referral", "",
+        f"An answer says *show it to a doctor* when the melanoma probability is at least **{r['threshold']:.3f}**, "
+        f"the threshold that keeps {_pct(r['target_sensitivity'])} sensitivity on the validation split "
+        f"(there: {_pct(r['validation_sensitivity'])}). On the test split: sensitivity "
+        f"{_pct(r['test_sensitivity'])} (95% CI {_ci(r['test_sensitivity_ci95'])}), specificity "
+        f"{_pct(r['test_specificity'])} (95% CI {_ci(r['test_specificity_ci95'])}).", "",
+    ]
+
+
+def subgroup_section(m: dict) -> list[str]:
+    rows = m.get("subgroups") or []
+    if not rows:
+        return []
+    lines = ["## Subgroups (test split)", "",
+             "Small groups give unstable figures: read the image and lesion counts first.", "",
+             "| attribute | value | images | lesions | balanced accuracy | melanomas | melanoma referral sensitivity |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['attribute']} | {r['value']} | {r['images']} | {r['lesions']} | "
+                     f"{_pct(r['balanced_accuracy'])} | {r['melanomas']} | {_pct(r['melanoma_sensitivity'])} |")
+    return lines + [""]
+
+
+def honest_sections(m: dict) -> list[str]:
+    return [*calibration_section(m), *ood_section(m), *quality_section(m), *referral_section(m), *subgroup_section(m)]
