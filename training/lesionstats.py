@@ -54,7 +54,8 @@ def subgroups(table: pd.DataFrame, melanoma: str, referred: pd.Series) -> pd.Dat
     frame = table.assign(referred=referred.to_numpy())
     if "age" in columns:
         ages = pd.to_numeric(frame["age"], errors="coerce")
-        frame["age band"] = pd.cut(ages, AGE_BANDS, labels=AGE_LABELS, right=False).astype(str).replace("nan", "unknown")
+        bands = pd.cut(ages, AGE_BANDS, labels=AGE_LABELS, right=False)
+        frame["age band"] = bands.cat.add_categories("unknown").fillna("unknown").astype(str)
         columns[columns.index("age")] = "age band"
     rows = []
     for column in columns:

@@ -28,7 +28,25 @@ const ANSWER = {
   ],
   model: { variant: "int8", sha256: "dac5c0112233445566778899" },
   disclaimer: "Not a diagnosis.",
+  status: "ok",
+  reasons: [{ code: "low_confidence", message: "The model is unsure between several classes." }],
 };
+const MELANOMA_RISK = { code: "melanoma_risk", message: "Features similar to melanoma: show this lesion to a doctor." };
+const UNSURE = {
+  ...ANSWER,
+  status: "unsure",
+  reasons: [{ code: "out_of_distribution", message: "LesionLite cannot assess this photo." }],
+};
+const RETAKE = {
+  ...ANSWER,
+  status: "retake",
+  reasons: [
+    { code: "too_dark", message: "The photo is too dark: add light and retake it." },
+    { code: "blurry", message: "The photo is blurred." },
+  ],
+};
+
+const shown = (state) => Object.entries(visibility(state)).filter(([, v]) => v).map(([id]) => id).sort();
 
 test("formatPercent rounds half up and never says 0% or 100%", () => {
   const cases = [
@@ -38,8 +56,12 @@ test("formatPercent rounds half up and never says 0% or 100%", () => {
   for (const [probability, shown] of cases) assert.equal(formatPercent(probability), shown, String(probability));
 });
 
-test("resultView: top three, all seven, low confidence under 50%, short hash", () => {
+test("resultView: top three, all seven, the server's low-confidence reason, short hash", () => {
   const view = resultView(ANSWER);
+  assert.equal(view.status, "ok");
+  assert.equal(view.title, "Most similar: Melanocytic nevi");
+  assert.equal(view.outputHidden, false);
+  assert.deepEqual(view.reasons, []); // low confidence has its own notice, not a banner line
   assert.deepEqual(view.top.map((p) => [p.code, p.percent, p.barWidth]), [
     ["nv", "41%", "41.5%"], ["mel", "33%", "32.5%"], ["bkl", "26%", "25.6%"],
   ]);
@@ -47,9 +69,31 @@ test("resultView: top three, all seven, low confidence under 50%, short hash", (
   assert.equal(view.low, true);
   assert.equal(view.model, "int8 (dac5c0112233)");
   assert.equal(view.announcement, "Most similar: Melanocytic nevi, 41%. Low confidence. Not a diagnosis.");
-  const sure = resultView({ ...ANSWER, predictions: [{ code: "mel", name: "Melanoma", probability: 0.5 }] });
+  const sure = resultView({ ...ANSWER, reasons: [], predictions: [{ code: "mel", name: "Melanoma", probability: 0.5 }] });
   assert.equal(sure.low, false);
   assert.equal(sure.announcement, "Most similar: Melanoma, 50%. Not a diagnosis.");
+});
+
+test("melanoma_risk is shown in the banner even when melanoma is not the top class", () => {
+  const view = resultView({ ...ANSWER, reasons: [MELANOMA_RISK] });
+  assert.equal(view.melanomaRisk, true);
+  assert.deepEqual(view.reasons, [MELANOMA_RISK]);
+  assert.equal(view.announcement, "Most similar: Melanocytic nevi, 41%. Show it to a doctor. Not a diagnosis.");
+});
+
+test("unsure and retake lead with the status and hide the model's output until asked", () => {
+  const unsure = resultView(UNSURE);
+  assert.equal(unsure.title, "LesionLite cannot assess this photo");
+  assert.equal(unsure.outputHidden, true);
+  assert.deepEqual(unsure.reasons.map((r) => r.code), ["out_of_distribution"]);
+  const retake = resultView(RETAKE);
+  assert.equal(retake.title, "Retake the photo");
+  assert.equal(retake.announcement,
+    "Retake the photo: The photo is too dark: add light and retake it. The photo is blurred. Not a diagnosis.");
+  let state = reduce(reduce(initialState, { type: "upload-started" }), { type: "prediction-received", result: UNSURE });
+  assert.deepEqual(shown(state), ["result-view", "show-anyway"]);
+  state = reduce(state, { type: "show-anyway" });
+  assert.deepEqual(shown(state), ["model-output", "result-view"]);
 });
 
 test("failureFor: timeout, unreachable, the server's own message, and fallbacks", () => {
@@ -77,8 +121,6 @@ test("cameraProblem names each getUserMedia failure", () => {
   assert.equal(cameraProblem(undefined), "The camera could not start (unknown error). Use the buttons below.");
 });
 
-const shown = (state) => Object.entries(visibility(state)).filter(([, v]) => v).map(([id]) => id).sort();
-
 test("the page's states show exactly their elements", () => {
   let state = initialState;
   assert.deepEqual(shown(state), ["capture-view"]);
@@ -88,7 +130,7 @@ test("the page's states show exactly their elements", () => {
   state = reduce(state, { type: "upload-started" });
   assert.deepEqual(shown(state), ["busy"]);
   const result = reduce(reduce(state, { type: "camera-stopped" }), { type: "prediction-received", result: ANSWER });
-  assert.deepEqual(shown(result), ["low-confidence", "result-view"]);
+  assert.deepEqual(shown(result), ["low-confidence", "model-output", "result-view"]);
   const failed = reduce(state, { type: "prediction-failed", failure: failureFor({ kind: "network" }) });
   assert.deepEqual(shown(failed), ["camera", "camera-hint", "capture", "capture-view", "error", "error-retry", "offline-notice"]);
   assert.match(texts(failed)["error-text"], /^Cannot reach/);

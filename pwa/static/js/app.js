@@ -144,12 +144,24 @@ function setPreview(blob) {
 }
 
 function showResult(view) {
+  $("status-banner").className = `status status-${view.status}`;
+  $("status-banner").dataset.status = view.status;
+  $("result-heading").textContent = view.title;
+  $("status-reasons").replaceChildren(...view.reasons.map(reasonItem));
   $("top3").replaceChildren(...view.top.map(barRow));
   $("all-classes").replaceChildren(...view.all.map(tableRow));
   $("model-variant").textContent = view.model;
   $("disclaimer").textContent = view.disclaimer;
   $("result-heading").focus();
   $("announcer").textContent = view.announcement;
+}
+
+function reasonItem(reason) {
+  const item = document.createElement("li");
+  item.dataset.code = reason.code;
+  item.className = `reason reason-${reason.code}`;
+  item.textContent = reason.message;
+  return item;
 }
 
 function barRow(p) {
@@ -196,6 +208,7 @@ function start() {
   $("camera-file").addEventListener("change", onFileChosen);
   $("gallery-file").addEventListener("change", onFileChosen);
   $("retake").addEventListener("click", retake);
+  $("show-anyway").addEventListener("click", () => dispatch({ type: "show-anyway" }));
   $("error-retry").addEventListener("click", () => page.lastUpload && classify(page.lastUpload.blob, page.lastUpload.name));
   window.addEventListener("online", checkServer);
   window.addEventListener("offline", () => dispatch({ type: "server-checked", ok: false }));

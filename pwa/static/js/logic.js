@@ -5,7 +5,6 @@
 export const CAPTURE_SIZE = 512; // px: plenty for a 96-224 px model, and a small, fast upload
 export const GUIDE_FRACTION = 0.8; // the guide square's side, as a fraction of the visible square frame
 export const JPEG_QUALITY = 0.92;
-export const LOW_CONFIDENCE = 0.5;
 export const TOP_N = 3;
 export const REQUEST_TIMEOUT_MS = 30_000; // a predict request with no answer by then is given up
 
@@ -59,7 +58,15 @@ export function failureFor(outcome, timeoutMs = REQUEST_TIMEOUT_MS) {
   return { message, canRetry: status >= 500, offline: false };
 }
 
-// What the result view shows for one /api/predict answer.
+// The status leads the result screen. Titles by status; the reasons' messages come from the server.
+export const STATUS_TITLES = {
+  ok: (top) => `Most similar: ${top.name}`,
+  unsure: () => "LesionLite cannot assess this photo",
+  retake: () => "Retake the photo",
+};
+
+// What the result view shows for one /api/predict answer ({status, reasons, predictions, ...}).
+// For "unsure" and "retake" the model's output stays hidden until the user asks for it.
 export function resultView(result) {
   const row = (p) => ({
     code: p.code,
@@ -69,15 +76,28 @@ export function resultView(result) {
     barWidth: `${(p.probability * 100).toFixed(1)}%`,
   });
   const [top] = result.predictions;
-  const low = top.probability < LOW_CONFIDENCE;
+  const codes = new Set(result.reasons.map((r) => r.code));
+  const status = result.status;
+  const low = codes.has("low_confidence");
+  const melanomaRisk = codes.has("melanoma_risk");
+  const announce = {
+    ok: `Most similar: ${top.name}, ${formatPercent(top.probability)}. ` + (melanomaRisk ? "Show it to a doctor. " : "") +
+      (low ? "Low confidence. " : ""),
+    unsure: "LesionLite cannot assess this photo. ",
+    retake: `Retake the photo: ${result.reasons.map((r) => r.message).join(" ")} `,
+  }[status];
   return {
+    status,
+    title: STATUS_TITLES[status](top),
+    reasons: result.reasons.filter((r) => status !== "ok" || r.code === "melanoma_risk"),
+    outputHidden: status !== "ok",
     top: result.predictions.slice(0, TOP_N).map(row),
     all: result.predictions.map(row),
     low,
+    melanomaRisk,
     model: `${result.model.variant} (${result.model.sha256.slice(0, 12)})`,
     disclaimer: result.disclaimer,
-    announcement:
-      `Most similar: ${top.name}, ${formatPercent(top.probability)}. ` + (low ? "Low confidence. " : "") + "Not a diagnosis.",
+    announcement: announce + "Not a diagnosis.",
   };
 }
 
@@ -112,6 +132,8 @@ export function reduce(state, event) {
     }
     case "retake":
       return { ...state, view: "capture", error: null, result: null };
+    case "show-anyway":
+      return state.result ? { ...state, result: { ...state.result, outputHidden: false } } : state;
     case "server-checked":
       return { ...state, offline: !event.ok };
     default:
@@ -132,7 +154,9 @@ export function visibility(state) {
     error: state.error !== null,
     "error-retry": Boolean(state.error?.canRetry && state.hasUpload),
     "result-view": state.view === "result",
-    "low-confidence": state.view === "result" && Boolean(state.result?.low),
+    "model-output": state.view === "result" && state.result?.outputHidden === false,
+    "show-anyway": state.view === "result" && state.result?.outputHidden === true,
+    "low-confidence": state.view === "result" && Boolean(state.result?.low) && state.result?.outputHidden === false,
     "offline-notice": state.offline,
   };
 }

@@ -1,0 +1,188 @@
+"""Honest answers, the parts that need no model: calibration, OOD scores, quality, referral,
+lesion-level intervals and the decision order. Expected values are worked out by hand or come
+from a second library, never from the code under test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial import distance
+
+from edge import quality
+from edge.classifier import top_k
+from edge.honesty import MESSAGES, Honesty, quality_reasons
+from edge.labels import CLASSES, CODES
+from edge.manifest import HonestyInfo
+from export.calibrated import honesty_bytes
+from training import calibration, lesionstats, nonlesion, ood, referral
+from training.metrics import wilson
+
+LIMITS = {"brightness_min": 60.0, "brightness_max": 200.0, "clipped_max": 0.02, "sharpness_min": 0.05}
+
+
+def test_ece_by_hand():
+    # Two answers at 0.9 (one right) and two at 0.6 (both right), in two different bins:
+    # ECE = 2/4 * |0.5 - 0.9| + 2/4 * |1.0 - 0.6| = 0.2 + 0.2 = 0.4.
+    probs = np.array([[0.9, 0.1] + [0] * 5, [0.9, 0.1] + [0] * 5, [0.6, 0.4] + [0] * 5, [0.4, 0.6] + [0] * 5])
+    labels = np.array([0, 1, 0, 1])
+    assert calibration.expected_calibration_error(probs, labels) == pytest.approx(0.4)
+
+
+def test_temperature_recovers_the_one_that_generated_the_labels():
+    """Labels drawn from softmax(z / 2) while the model says softmax(z): the fitted T is about 2."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 7))
+    true = np.exp(logits / 2) / np.exp(logits / 2).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(7, p=p) for p in true])
+    said = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    t = calibration.fit_temperature(said, labels)
+    assert t == pytest.approx(2.0, rel=0.1)
+    before, after = calibration.figures(said, labels), calibration.figures(calibration.scaled(said, t), labels)
+    assert after["nll"] < before["nll"] and after["ece"] < before["ece"] / 2
+
+
+def test_mahalanobis_matches_scipy_with_the_same_covariance():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5))
+    labels = rng.integers(0, 7, 300)
+    arrays = ood.fit_mahalanobis(features, labels, 7)
+    arrays.update(dense_kernel=np.zeros((5, 7)), dense_bias=np.zeros(7))
+    probe = rng.normal(size=(4, 5))
+    scores = ood.scores(probe, np.full((4, 7), 1 / 7), arrays)["mahalanobis"]
+    precision = arrays["whitening"] @ arrays["whitening"].T
+    means = arrays["whitened_means"] @ np.linalg.inv(arrays["whitening"])
+    for f, got in zip(probe, scores, strict=True):
+        expected = min(distance.mahalanobis(f, m, precision) ** 2 for m in means)
+        assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_threshold_keeps_the_asked_share_and_auroc_by_hand():
+    scores = np.arange(1, 101, dtype=float)  # 1..100
+    assert ood.threshold_keeping(scores, 0.95) == 96.0  # 96 of 100 scores are <= 96
+    assert ood.auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
+    assert ood.auroc(np.array([1.0, 3.0]), np.array([2.0, 4.0])) == 0.75  # 3 of 4 pairs ordered
+
+
+def test_referral_threshold_by_hand():
+    p = np.array([0.9, 0.8, 0.3, 0.2, 0.1, 0.5, 0.05])
+    is_mel = np.array([True, True, True, True, True, False, False])
+    assert referral.threshold_for_sensitivity(p, is_mel, 0.6) == 0.3  # 3 of 5 melanomas reach 0.3
+    assert referral.sensitivity_specificity(p, is_mel, 0.3) == (0.6, 0.5)
+    with pytest.raises(ValueError, match="no melanoma in the validation split"):
+        referral.threshold_for_sensitivity(p, np.zeros(7, bool), 0.9)
+
+
+def test_wilson_interval_matches_the_published_values():
+    # Newcombe (1998), Statistics in Medicine 17:857, table I: 81/263 -> 0.2553-0.3662; 0/10 -> 0-0.2775.
+    assert wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+
+
+def test_lesion_bootstrap_is_wider_than_pretending_images_are_independent():
+    """Ten lesions of five identical images each carry the information of ten cases, not fifty."""
+    rng = np.random.default_rng(2)
+    right = rng.random(10) < 0.6
+    table = pd.DataFrame({"lesion_id": np.repeat([f"L{i}" for i in range(10)], 5),
+                          "hit": np.repeat(right, 5).astype(float)})
+    def share(t):
+        return {"share": t["hit"].mean()}
+    by_lesion = lesionstats.lesion_bootstrap(table, share, resamples=500)["share"]
+    by_image = lesionstats.lesion_bootstrap(table.assign(lesion_id=range(50)), share, resamples=500)["share"]
+    assert (by_lesion[1] - by_lesion[0]) > 1.7 * (by_image[1] - by_image[0])
+
+
+def test_subgroups_by_sex_age_band_and_site():
+    table = pd.DataFrame({
+        "lesion_id": ["a", "b", "c", "d"], "dx": ["mel", "nv", "mel", "nv"], "predicted": ["mel", "nv", "nv", "nv"],
+        "sex": ["male", "male", "female", "female"], "age": [25.0, 50.0, 80.0, None], "localization": ["back"] * 4})
+    rows = lesionstats.subgroups(table, "mel", pd.Series([True, False, False, False]))
+    male = rows[(rows.attribute == "sex") & (rows.value == "male")].iloc[0]
+    assert (male.images, male.melanomas, male.melanoma_sensitivity, male.balanced_accuracy) == (2, 1, 1.0, 1.0)
+    female = rows[(rows.attribute == "sex") & (rows.value == "female")].iloc[0]
+    assert female.balanced_accuracy == 0.5 and female.melanoma_sensitivity == 0.0
+    assert set(rows[rows.attribute == "age band"].value) == {"<30", "45-59", "75+", "unknown"}
+
+
+def test_quality_measures_by_hand():
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    assert quality.measure(grey) == {"brightness": pytest.approx(128.0), "clipped": 0.0, "sharpness": 0.0}
+    white = np.full((8, 8, 3), 255, np.uint8)
+    assert quality.measure(white)["clipped"] == 1.0 and quality.measure(white)["brightness"] == pytest.approx(255.0)
+    # A 0/255 checkerboard: every interior Laplacian is +-1020, luma variance 127.5^2.
+    board = (np.indices((8, 8)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    measured = quality.measure(np.repeat(board[..., None], 3, axis=2))
+    assert measured["sharpness"] == pytest.approx(1020**2 / (127.5**2 + 1.0), rel=1e-4)
+
+
+def _info(**overrides) -> HonestyInfo:
+    fields = dict(file="honesty.bin", bytes=0, sha256="", arrays={}, temperature=1.0,
+                  ood={"score": "msp", "threshold": 0.5}, quality=LIMITS,
+                  melanoma={"threshold": 0.3}, low_confidence_below=0.5)
+    return HonestyInfo(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize(("measured", "codes"), [
+    ({"brightness": 30.0, "clipped": 0.0, "sharpness": 0.2}, ["too_dark"]),
+    ({"brightness": 220.0, "clipped": 0.0, "sharpness": 0.2}, ["too_bright"]),
+    ({"brightness": 150.0, "clipped": 0.3, "sharpness": 0.2}, ["too_bright"]),
+    ({"brightness": 150.0, "clipped": 0.0, "sharpness": 0.01}, ["blurry"]),
+    ({"brightness": 30.0, "clipped": 0.0, "sharpness": 0.01}, ["too_dark", "blurry"]),
+    ({"brightness": 150.0, "clipped": 0.0, "sharpness": 0.2}, []),
+])
+def test_quality_reasons(measured, codes):
+    assert [r.code for r in quality_reasons(measured, _info())] == codes
+
+
+def _decider(info: HonestyInfo) -> Honesty:
+    honesty = Honesty.__new__(Honesty)  # the arrays are only needed by the mahalanobis and energy scores
+    honesty.info = info
+    honesty.arrays = {"whitening": np.eye(2), "whitened_means": np.zeros((7, 2)), "dense_kernel": np.zeros((2, 7)),
+                      "dense_bias": np.zeros(7)}
+    return honesty
+
+
+def _probs(top: int, p: float, mel: float = 0.0) -> np.ndarray:
+    rest = [(1 - p - mel) / 5] * 7
+    rest[top], rest[CODES.index("mel")] = p, mel if top != CODES.index("mel") else p
+    return np.array(rest)
+
+
+def test_decision_order_quality_then_ood_then_reasons():
+    decide = _decider(_info())
+    sharp = np.tile(((np.indices((16, 16)).sum(axis=0) % 2) * 120 + 60).astype(np.uint8)[..., None], 3)
+    dark = (sharp // 4).astype(np.uint8)
+    f = np.zeros(2)
+
+    def answer(pixels, probs):
+        return decide.decide(pixels, probs, f, top_k(probs, CLASSES), CODES)
+
+    assert answer(dark, _probs(5, 0.95)).status == "retake"  # quality first, even when the model is sure
+    unsure = answer(sharp, _probs(5, 0.3, 0.1))  # msp 0.7 > 0.5
+    assert unsure.status == "unsure" and [r.code for r in unsure.reasons] == ["out_of_distribution"]
+    ok = answer(sharp, _probs(5, 0.55, 0.35))  # melanoma 0.35 >= 0.3, not the top class
+    assert ok.status == "ok" and [r.code for r in ok.reasons] == ["melanoma_risk"]
+    assert ok.reasons[0].message == MESSAGES["melanoma_risk"]
+    assert ok.predictions[0].code == "nv" and ok.checks["ood_score"] == pytest.approx(0.45)
+    low = _decider(_info(low_confidence_below=0.6)).decide(sharp, _probs(5, 0.55), f, [], CODES)
+    assert [r.code for r in low.reasons] == ["low_confidence"]
+
+
+def test_honesty_file_round_trips_through_the_manifest_layout():
+    arrays = {"whitening": np.arange(4.0).reshape(2, 2), "whitened_means": np.ones((7, 2)),
+              "dense_kernel": np.full((2, 7), 0.5), "dense_bias": np.arange(7.0)}
+    content, layout = honesty_bytes(arrays)
+    assert len(content) == 4 * (4 + 14 + 14 + 7)
+    assert layout["dense_bias"] == {"offset": 4 * (4 + 14 + 14), "shape": [7]}
+    unpacked = _info(arrays=layout).unpack(content)
+    for name, values in arrays.items():
+        assert np.array_equal(unpacked[name], values)
+
+
+def test_nonlesion_set_mixes_photos_and_the_wrong_things():
+    made = nonlesion.images(12, seed=3)
+    kinds = [k for k, _ in made]
+    assert kinds.count("natural") == 6 and {"texture", "text", "flat", "gradient", "noise"} <= set(kinds)
+    assert all(image.size == (600, 450) and image.mode == "RGB" for _, image in made)
+    again = nonlesion.images(12, seed=3)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for (_, a), (_, b) in zip(made, again, strict=True))
