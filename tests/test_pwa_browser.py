@@ -137,8 +137,22 @@ def shown_top(page) -> list[tuple[str, float, str]]:
     ]
 
 
-def assert_page_shows(page, predictions: list[dict]) -> None:
-    """The result view shows exactly this API answer: top three, all seven, notice, disclaimer."""
+def assert_page_shows(page, answer: dict) -> None:
+    """The result view shows exactly this API answer: the status and its reasons first, then (for
+    ok at once, otherwise after "show anyway") the top three, all seven, notices, disclaimer."""
+    banner = page.locator("#status-banner")
+    assert banner.get_attribute("data-status") == answer["status"]
+    shown_reasons = page.locator("#status-reasons li")
+    expected_reasons = [r for r in answer["reasons"] if answer["status"] != "ok" or r["code"] == "melanoma_risk"]
+    assert [shown_reasons.nth(i).get_attribute("data-code") for i in range(shown_reasons.count())] == [
+        r["code"] for r in expected_reasons]
+    assert [shown_reasons.nth(i).inner_text() for i in range(shown_reasons.count())] == [
+        r["message"] for r in expected_reasons]
+    if answer["status"] != "ok":
+        assert page.locator("#model-output").is_hidden() and page.locator("#retake").is_visible()
+        page.locator("#show-anyway").tap()
+    assert page.locator("#model-output").is_visible()
+    predictions = answer["predictions"]
     top = shown_top(page)
     assert [(code, probability) for code, probability, _ in top] == [
         (p["code"], p["probability"]) for p in predictions[:3]
@@ -147,7 +161,7 @@ def assert_page_shows(page, predictions: list[dict]) -> None:
     all_rows = page.locator("#all-classes tr")
     assert all_rows.count() == 7
     assert [all_rows.nth(i).get_attribute("data-code") for i in range(7)] == [p["code"] for p in predictions]
-    low = predictions[0]["probability"] < 0.5
+    low = any(r["code"] == "low_confidence" for r in answer["reasons"])
     assert page.locator("#low-confidence").is_visible() == low
     assert page.locator("#disclaimer").inner_text() == DISCLAIMER
     assert "Not a diagnosis." in page.locator("#announcer").inner_text()
@@ -177,9 +191,9 @@ def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser,
 
     status, answer = post_photo(server.base_url, photo)
     assert status == 200
-    assert_page_shows(page, answer["predictions"])
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert_page_shows(page, answer)
 
     page.locator("details.all-classes > summary").tap()
     assert page.locator("#all-classes").is_visible()
@@ -200,7 +214,7 @@ def test_file_input_fallback_when_the_camera_is_refused(browser, phone, server, 
     page.locator("#result-view").wait_for(state="visible")
     status, answer = post_photo(server.base_url, photo)
     assert status == 200
-    assert_page_shows(page, answer["predictions"])
+    assert_page_shows(page, answer)
     context.close()
 
 
@@ -303,3 +317,42 @@ def test_service_worker_never_caches_the_api(browser, phone, server, photo_files
     status, _, _ = http("GET", f"{server.base_url}/sw.js")
     assert status == 200
     context.close()
+
+
+def _show_status(browser, phone, server, photo: Path, status: str, screenshot: str) -> dict:
+    context, page = new_page(browser, phone, server)
+    page.goto("/")
+    page.locator("#gallery-file").set_input_files(str(photo))
+    page.locator("#result-view").wait_for(state="visible")
+    code, answer = post_photo(server.base_url, photo.read_bytes())
+    assert code == 200 and answer["status"] == status, answer["status"]
+    assert page.locator("#result-heading").inner_text() == {
+        "unsure": "LesionLite cannot assess this photo", "retake": "Retake the photo"}[status]
+    path = SCREENSHOT.with_name(screenshot)
+    page.screenshot(path=str(path), full_page=True)
+    assert_page_shows(page, answer)
+    context.close()
+    return answer
+
+
+def test_a_dark_photo_is_answered_retake_with_its_advice(browser, phone, server, photo_files, tmp_path):
+    dark = tmp_path / "dark.jpg"
+    dark.write_bytes(jpeg_bytes(Image.eval(Image.open(photo_files[0]), lambda v: v // 6)))
+    answer = _show_status(browser, phone, server, dark, "retake", "pwa-retake.png")
+    assert "too_dark" in [r["code"] for r in answer["reasons"]]
+
+
+@pytest.fixture(scope="module")
+def trained_server(tiny_bundle, tmp_path_factory):
+    with running_server(tiny_bundle, tmp_path_factory.mktemp("trained-server")) as running:
+        yield running
+
+
+def test_a_photo_of_no_lesion_is_answered_unsure(browser, phone, trained_server, tmp_path):
+    """A natural photo (scikit-learn's sample of a Chinese temple) with the trained bundle."""
+    from training.nonlesion import natural_sources
+
+    photo = tmp_path / "temple.jpg"
+    photo.write_bytes(jpeg_bytes(Image.open(natural_sources()[0]).convert("RGB")))
+    answer = _show_status(browser, phone, trained_server, photo, "unsure", "pwa-unsure.png")
+    assert [r["code"] for r in answer["reasons"]] == ["out_of_distribution"]
