@@ -78,32 +78,45 @@ def quality_reasons(measured: dict[str, float], info: HonestyInfo) -> list[Reaso
     return reasons
 
 
+# Which arrays of honesty.bin each score reads, and their shapes given the feature width D.
+NEEDS = {"mahalanobis": {"whitening": lambda d, k: [d, d], "whitened_means": lambda d, k: [k, d]},
+         "energy": {"dense_kernel": lambda d, k: [d, k], "dense_bias": lambda d, k: [k]},
+         "msp": {}}
+
+
 class Honesty:
     """The bundle's checks, ready to run: arrays loaded and verified once."""
 
-    def __init__(self, bundle_dir: str | Path, info: HonestyInfo, feature_width: int):
-        """Raises BundleError: honesty.bin missing, changed, or of the wrong size."""
+    def __init__(self, bundle_dir: str | Path, info: HonestyInfo, feature_width: int, classes: int):
+        """Raises BundleError: honesty.bin missing, changed, or not shaped for the model."""
         self.info = info
         content = read_verified_file(bundle_dir, info.file, info.sha256)
         self.arrays = info.unpack(content)
-        if self.arrays["whitening"].shape[0] != feature_width:
-            raise BundleError(f"{info.file}: statistics for {self.arrays['whitening'].shape[0]} features, "
-                              f"the model outputs {feature_width}")
+        for name, shape in NEEDS[info.ood_score].items():
+            expected = shape(feature_width, classes)
+            got = list(self.arrays[name].shape) if name in self.arrays else None
+            if got != expected:
+                raise BundleError(f"{info.file}: the {info.ood_score} score needs {name} of shape {expected}, "
+                                  f"the bundle has {got or 'none'}")
 
-    def ood_scores(self, features: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-        """Every score the export compared; higher means less like the training lesions."""
-        whitened = features.astype(np.float64) @ self.arrays["whitening"]
-        distances = ((whitened[np.newaxis, :] - self.arrays["whitened_means"]) ** 2).sum(axis=1)
-        logits = features.astype(np.float64) @ self.arrays["dense_kernel"] + self.arrays["dense_bias"]
-        top = logits.max()
-        return {"mahalanobis": float(distances.min()), "msp": float(1.0 - probabilities.max()),
-                "energy": float(-(top + np.log(np.exp(logits - top).sum())))}
+    def ood_score(self, features: np.ndarray, probabilities: np.ndarray) -> float:
+        """The bundle's score; higher means less like the training lesions (training/ood.py)."""
+        kind = self.info.ood_score
+        if kind == "msp":
+            return float(1.0 - probabilities.max())
+        f = features.astype(np.float64)
+        if kind == "energy":
+            logits = f @ self.arrays["dense_kernel"] + self.arrays["dense_bias"]
+            top = logits.max()
+            return float(-(top + np.log(np.exp(logits - top).sum())))
+        whitened = f @ self.arrays["whitening"]
+        return float(((whitened[np.newaxis, :] - self.arrays["whitened_means"]) ** 2).sum(axis=1).min())
 
     def decide(self, pixels: np.ndarray, probabilities: np.ndarray, features: np.ndarray,
                predictions: Sequence, codes: Sequence[str]) -> Answer:
         """The answer for one preprocessed image and the model's outputs for it."""
         measured = quality.measure(pixels)
-        score = self.ood_scores(features, probabilities)[self.info.ood_score]
+        score = self.ood_score(features, probabilities)
         checks = {**measured, "ood_score": score, "ood_threshold": self.info.ood_threshold}
         retake = quality_reasons(measured, self.info)
         if retake:

@@ -257,8 +257,9 @@ class _Checker:
             self.field(quality, key, number, f"honesty.quality.{key}")
         self.field(melanoma, "threshold", number, "honesty.melanoma.threshold")
         arrays = self.field(value, "arrays", dict, "honesty.arrays")
-        for name in ("whitening", "whitened_means", "dense_kernel", "dense_bias"):
-            self.field(arrays, name, dict, f"honesty.arrays.{name}")
+        for name in arrays:
+            self.field(self.field(arrays, name, dict, f"honesty.arrays.{name}"), "shape", list,
+                       f"honesty.arrays.{name}.shape")
         return HonestyInfo(
             file=self.field(value, "file", str, "honesty.file"), bytes=self.field(value, "bytes", int, "honesty.bytes"),
             sha256=self.field(value, "sha256", str, "honesty.sha256"), arrays=arrays,

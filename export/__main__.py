@@ -121,7 +121,7 @@ def _build(run, options: argparse.Namespace, variants: list[str], staging: Path)
     if "int8" in variants and len(splits.pixels["train"]) == 0:
         raise ExportError("missing calibration images: the training split is empty")
     params, arrays = run.honesty()
-    export = calibrated.export_model(model, arrays)
+    export = calibrated.export_model(model, params["temperature"], params["ood"]["layers"])
     calibration = build.choose_calibration(splits.pixels["train"], splits.labels["train"],
                                            options.calibration_images, config.seed)
     print(f"calibration: {len(calibration)} training images; gate: {len(splits.labels['val'])} validation images; "
@@ -130,7 +130,7 @@ def _build(run, options: argparse.Namespace, variants: list[str], staging: Path)
     content, layout = calibrated.honesty_bytes(arrays)
     (staging / calibrated.HONESTY_FILE).write_bytes(content)
     honesty = calibrated.honesty_info(params, content, layout, build.sha256_hex(content))
-    width = arrays["whitening"].shape[0]
+    width = int(export.output[1].shape[-1])
     build.manifest_for(run.name, config.image_size, entries, {}, honesty, width).write(staging)
     nonlesion, _ = nonlesion_pixels(config.nonlesion_images, REPORT_SEED, config.image_size)
     results, keras_balanced = _measure(export, splits, staging, variants, nonlesion)

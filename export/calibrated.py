@@ -2,7 +2,7 @@
 
 The trained model outputs softmax(f W + b). The exported one outputs softmax(f W/T + b/T), the
 temperature-calibrated probabilities (1/T folded into the last layer, so int8 gets it too), and
-f itself, the pooled features the out-of-distribution check needs. Dropout is the identity at
+the features the evaluation chose for the out-of-distribution check (training/features.py). Dropout is the identity at
 inference and is left out. The input signature is fixed at batch 1: LiteRT.js refuses a dynamic
 batch, and every runtime classifies one photo at a time.
 """
@@ -13,20 +13,26 @@ import numpy as np
 
 from edge.manifest import HonestyInfo
 
-# The arrays edge/honesty.py reads from honesty.bin, in file order.
+# The arrays edge/honesty.py may read from honesty.bin, in file order (the chosen score says which
+# are present: mahalanobis the first two, energy the last two, msp none).
 HONESTY_ARRAYS = ("whitening", "whitened_means", "dense_kernel", "dense_bias")
 HONESTY_FILE = "honesty.bin"
 
 
-def export_model(model, arrays: dict[str, np.ndarray]):
-    """A Keras model: uint8-range pixels -> [calibrated probabilities, pooled features]."""
+def export_model(model, temperature: float, layers: list[str]):
+    """A Keras model: uint8-range pixels -> [calibrated probabilities, features of LAYERS]."""
     import keras
 
-    features = model.get_layer("pool").output
-    dense = keras.layers.Dense(arrays["dense_bias"].shape[0], activation="softmax", name="calibrated_probabilities")
-    probabilities = dense(features)
-    dense.set_weights([arrays["dense_kernel"].astype(np.float32), arrays["dense_bias"].astype(np.float32)])
-    return keras.Model(model.input, [probabilities, features], name="lesionlite_calibrated")
+    from training.features import graph
+
+    inputs, pooled, averaged = graph(model, tuple(dict.fromkeys([*layers, "pool"])))
+    kernel, bias = model.get_layer("probabilities").get_weights()
+    dense = keras.layers.Dense(len(bias), activation="softmax", name="calibrated_probabilities")
+    probabilities = dense(pooled)
+    dense.set_weights([kernel / temperature, bias / temperature])
+    chosen = [averaged[name] for name in layers]
+    feats = chosen[0] if len(chosen) == 1 else keras.layers.Concatenate(name="ood_features")(chosen)
+    return keras.Model(inputs, [probabilities, feats], name="lesionlite_calibrated")
 
 
 def save_for_conversion(model, folder, image_size: int) -> None:
@@ -40,7 +46,7 @@ def save_for_conversion(model, folder, image_size: int) -> None:
 def honesty_bytes(arrays: dict[str, np.ndarray]) -> tuple[bytes, dict[str, dict]]:
     """honesty.bin's content (little-endian float32, one array after another) and its layout."""
     chunks, layout, offset = [], {}, 0
-    for name in HONESTY_ARRAYS:
+    for name in (n for n in HONESTY_ARRAYS if n in arrays):
         values = np.ascontiguousarray(arrays[name], dtype="<f4")
         layout[name] = {"offset": offset, "shape": list(values.shape)}
         chunks.append(values.tobytes())

@@ -31,7 +31,8 @@ def manifest(tiny_bundle) -> dict:
 def _invoke(path, pixels: np.ndarray) -> np.ndarray:
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    inp = interpreter.get_input_details()[0]
+    out = next(o for o in interpreter.get_output_details() if o["shape"][-1] == len(CODES))
     interpreter.set_tensor(inp["index"], pixels[np.newaxis].astype(inp["dtype"]))
     interpreter.invoke()
     raw = interpreter.get_tensor(out["index"])[0]

@@ -49,7 +49,7 @@ def test_mahalanobis_matches_scipy_with_the_same_covariance():
     arrays = ood.fit_mahalanobis(features, labels, 7)
     arrays.update(dense_kernel=np.zeros((5, 7)), dense_bias=np.zeros(7))
     probe = rng.normal(size=(4, 5))
-    scores = ood.scores(probe, np.full((4, 7), 1 / 7), arrays)["mahalanobis"]
+    scores = ood.score("mahalanobis", probe, np.full((4, 7), 1 / 7), arrays)
     precision = arrays["whitening"] @ arrays["whitening"].T
     means = arrays["whitened_means"] @ np.linalg.inv(arrays["whitening"])
     for f, got in zip(probe, scores, strict=True):
@@ -67,8 +67,12 @@ def test_threshold_keeps_the_asked_share_and_auroc_by_hand():
 def test_referral_threshold_by_hand():
     p = np.array([0.9, 0.8, 0.3, 0.2, 0.1, 0.5, 0.05])
     is_mel = np.array([True, True, True, True, True, False, False])
-    assert referral.threshold_for_sensitivity(p, is_mel, 0.6) == 0.3  # 3 of 5 melanomas reach 0.3
-    assert referral.sensitivity_specificity(p, is_mel, 0.3) == (0.6, 0.5)
+    # 3 of 5 melanomas must reach it: the third is 0.3, the next lower probability is 0.2; halfway in
+    # log-odds: logit^-1((logit 0.3 + logit 0.2) / 2) = 1 / (1 + sqrt(7/3 * 4)) = 0.24664...
+    threshold = referral.threshold_for_sensitivity(p, is_mel, 0.6)
+    assert threshold == pytest.approx(1 / (1 + (7 / 3 * 4) ** 0.5))
+    assert referral.sensitivity_specificity(p, is_mel, threshold) == (0.6, 0.5)
+    assert referral.threshold_for_sensitivity(np.array([1.0, 1.0]), np.array([True, True]), 1.0) == 1.0
     with pytest.raises(ValueError, match="no melanoma in the validation split"):
         referral.threshold_for_sensitivity(p, np.zeros(7, bool), 0.9)
 

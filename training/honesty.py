@@ -16,7 +16,7 @@ import numpy as np
 
 from edge import quality
 from edge.labels import CODES, MELANOMA
-from training import calibration, nonlesion, ood, referral
+from training import calibration, features, nonlesion, ood, referral
 from training.config import TrainConfig
 from training.dataset import Splits
 
@@ -37,18 +37,9 @@ class Fitted:
 
 
 def outputs(model, pixels: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(softmax probabilities, pooled features) of the Keras model for a batch of uint8 images."""
-    import keras
-
-    both = keras.Model(model.input, [model.output, model.get_layer("pool").output])
-    probs, features = [], []
-    for start in range(0, len(pixels), 256):  # bounded memory on HAM10000-sized splits
-        p, f = both.predict(np.asarray(pixels[start:start + 256], np.float32), batch_size=batch_size, verbose=0)
-        probs.append(p)
-        features.append(f)
-    width = both.output[1].shape[-1]
-    return (np.concatenate(probs) if probs else np.zeros((0, len(CODES))),
-            np.concatenate(features) if features else np.zeros((0, width)))
+    """(softmax probabilities, final pooled features) of the Keras model for uint8 images."""
+    probabilities, feats = features.extract(model, pixels, ("pool",), batch_size)
+    return probabilities, feats["pool"]
 
 
 def calibrated_dense(model, temperature: float) -> dict[str, np.ndarray]:
@@ -73,23 +64,53 @@ def fit_quality(train_pixels: np.ndarray, tail: float) -> dict[str, float]:
     return {**limits, "percentile_tail": tail, "training_pass_rate": float(passes.mean())}
 
 
+def _candidate(candidate: ood.Candidate, feats: dict, probs: dict, labels: np.ndarray, dense: dict,
+               keep: float) -> tuple[dict, dict[str, np.ndarray]]:
+    """One OOD candidate: fitted on train, threshold on val; AUROC on both non-lesion sets."""
+    def joined(name):
+        return np.concatenate([feats[name][layer] for layer in candidate.layers], axis=1)
+
+    arrays = {"mahalanobis": lambda: ood.fit_mahalanobis(joined("train"), labels, len(CODES)),
+              "energy": lambda: dense, "msp": dict}[candidate.score]()
+    scores = {name: ood.score(candidate.score, joined(name), probs[name], arrays)
+              for name in ("val", "selection", "test", "report")}
+    threshold = ood.threshold_keeping(scores["val"], keep)
+    figures = {"score": candidate.score, "layers": list(candidate.layers), "threshold": threshold,
+               "feature_width": int(joined("val").shape[1]),
+               "selection_auroc": ood.auroc(scores["val"], scores["selection"]),
+               "test_auroc": ood.auroc(scores["test"], scores["report"]),
+               "test_acceptance": float((scores["test"] <= threshold).mean()),
+               "nonlesion_acceptance": float((scores["report"] <= threshold).mean())}
+    return figures, arrays
+
+
+def choose_ood(feats: dict, probs: dict, labels: np.ndarray, dense: dict, keep: float) -> tuple[dict, dict]:
+    """Every candidate's figures and the kept one (best selection AUROC, then fewest features)."""
+    results = {c.name: _candidate(c, feats, probs, labels, dense, keep) for c in ood.CANDIDATES}
+    best = max(results, key=lambda n: (round(results[n][0]["selection_auroc"], 3), -results[n][0]["feature_width"]))
+    figures, arrays = results[best]
+    summary = {"score": figures["score"], "layers": figures["layers"], "threshold": figures["threshold"],
+               "keep_target": keep, "kept": best, "compared": {n: f for n, (f, _) in results.items()}}
+    return summary, arrays
+
+
 def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
     """Fit on train/val; measure on test and on non-lesion photos."""
-    out = {s: outputs(model, splits.pixels[s], config.batch_size) for s in ("train", "val", "test")}
-    labels = splits.labels
-    temperature = calibration.fit_temperature(out["val"][0], labels["val"])
-    calibrated = {s: calibration.scaled(p, temperature) for s, (p, _) in out.items()}
-    arrays = {**ood.fit_mahalanobis(out["train"][1], labels["train"], len(CODES)),
-              **calibrated_dense(model, temperature)}
+    layers = features.CANDIDATE_LAYERS
     size = splits.pixels["train"].shape[1]
-    scores = {s: ood.scores(out[s][1], calibrated[s], arrays) for s in ("val", "test")}
-    outside = {}
+    images = {s: splits.pixels[s] for s in ("train", "val", "test")}
     for name, seed in (("selection", SELECTION_SEED), ("report", REPORT_SEED)):
-        pixels, _ = nonlesion.pixels(config.nonlesion_images, seed, size)
-        p, f = outputs(model, pixels, config.batch_size)
-        outside[name] = ood.scores(f, calibration.scaled(p, temperature), arrays)
-    chosen = ood.report(ood.choose(scores["val"], outside["selection"], config.ood_keep), scores["test"],
-                        outside["report"])
+        images[name] = nonlesion.pixels(config.nonlesion_images, seed, size)[0]
+    built = features.model_for(model, layers)
+    extracted = {name: features.extract(model, pixels, layers, config.batch_size, built)
+                 for name, pixels in images.items()}
+    raw = {name: p for name, (p, _) in extracted.items()}
+    feats = {name: f for name, (_, f) in extracted.items()}
+    labels = splits.labels
+    temperature = calibration.fit_temperature(raw["val"], labels["val"])
+    calibrated = {name: calibration.scaled(p, temperature) for name, p in raw.items()}
+    chosen, arrays = choose_ood(feats, calibrated, labels["train"], calibrated_dense(model, temperature),
+                                config.ood_keep)
     mel = CODES.index(MELANOMA)
     threshold = referral.threshold_for_sensitivity(calibrated["val"][:, mel], labels["val"] == mel,
                                                    config.referral_sensitivity)
@@ -99,7 +120,7 @@ def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
               "melanoma": {"threshold": threshold, "target_sensitivity": config.referral_sensitivity,
                            "validation_sensitivity": val_sens, "validation_specificity": val_spec},
               "low_confidence_below": config.low_confidence_below}
-    figures = {"calibration": {"before": calibration.figures(out["test"][0], labels["test"]),
+    figures = {"calibration": {"before": calibration.figures(raw["test"], labels["test"]),
                                "after": calibration.figures(calibrated["test"], labels["test"])},
-               "test_probabilities_before": out["test"][0], "test_probabilities": calibrated["test"]}
+               "test_probabilities_before": raw["test"], "test_probabilities": calibrated["test"]}
     return Fitted(params, arrays, figures)

@@ -11,10 +11,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import special
+
+# Probabilities are clipped this far from 0 and 1 before taking log-odds (a float32 softmax saturates).
+CLIP = 1e-6
 
 
 def threshold_for_sensitivity(melanoma_probability: np.ndarray, is_melanoma: np.ndarray, target: float) -> float:
-    """The highest t such that at least TARGET of the melanomas have probability >= t.
+    """A threshold that at least TARGET of the melanomas reach: halfway, in log-odds, between the
+    melanoma it must keep and the next lower probability of any validation image, so the
+    validation figures are those of the highest such threshold while a quantized variant's
+    rounding does not tip a kept melanoma below it.
 
     Raises:
         ValueError: no melanoma among the images, or a target outside (0, 1].
@@ -24,7 +31,12 @@ def threshold_for_sensitivity(melanoma_probability: np.ndarray, is_melanoma: np.
     positives = np.sort(melanoma_probability[is_melanoma])[::-1]
     if len(positives) == 0:
         raise ValueError("no melanoma in the validation split: cannot choose a referral threshold")
-    return float(positives[math.ceil(target * len(positives)) - 1])
+    kept = positives[math.ceil(target * len(positives)) - 1]
+    below = melanoma_probability[melanoma_probability < kept]
+    if len(below) == 0:
+        return float(kept)
+    logit = special.logit(np.clip([kept, below.max()], CLIP, 1 - CLIP))
+    return float(special.expit(logit.mean()))
 
 
 def sensitivity_specificity(melanoma_probability: np.ndarray, is_melanoma: np.ndarray,

@@ -97,7 +97,7 @@ def report_markdown(run_name: str, m: dict, config, data_dir: Path, warnings: li
 def summary(m: dict) -> str:
     """The lines `python -m training` and `make demo` print."""
     ood, ref, cal = m["ood"], m["referral"], m["calibration"]
-    chosen = ood["compared"][ood["score"]]
+    chosen = ood["compared"][ood["kept"]]
     return "\n".join([
         f"test split ({m['n_test_images']} images): balanced accuracy {_pct(m['balanced_accuracy'])} "
         f"(95% CI {_ci(m['balanced_accuracy_ci95'])}), accuracy {_pct(m['accuracy'])}, top-3 {_pct(m['top3_accuracy'])}, "
@@ -105,7 +105,7 @@ def summary(m: dict) -> str:
         f"calibration: temperature {m['temperature']:.3f}; ECE {cal['before']['ece']:.3f} -> {cal['after']['ece']:.3f}, "
         f"NLL {cal['before']['nll']:.3f} -> {cal['after']['nll']:.3f}, Brier {cal['before']['brier']:.3f} -> "
         f"{cal['after']['brier']:.3f}",
-        f"unsure (out of distribution): {ood['score']} score, AUROC {chosen['test_auroc']:.3f} against non-lesion "
+        f"unsure (out of distribution): {ood['kept']} score, AUROC {chosen['test_auroc']:.3f} against non-lesion "
         f"photos; accepts {_pct(chosen['test_acceptance'])} of test lesions and {_pct(chosen['nonlesion_acceptance'])} "
         "of non-lesion photos",
         f"melanoma referral: threshold {ref['threshold']:.3f} (validation sensitivity "

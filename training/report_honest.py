@@ -28,16 +28,17 @@ def ood_section(m: dict) -> list[str]:
     ood = m["ood"]
     lines = [
         "## Unsure: photos unlike the training lesions", "",
-        f"Kept score: **{ood['score']}** (best AUROC on validation lesions against one set of non-lesion photos). "
+        f"Kept score: **{ood['kept']}** (best AUROC on validation lesions against one set of non-lesion photos; "
+        "ties go to the fewer features). "
         f"Its threshold accepts at least {_pct(ood['keep_target'])} of validation lesions. Test figures use the test "
         "split and an independent set of non-lesion photos (natural photos, textures, text, flat colours, "
         "gradients, noise).", "",
-        "| score | selection AUROC | test AUROC | test lesions accepted | non-lesion photos accepted |",
-        "|---|---:|---:|---:|---:|",
+        "| score | features | selection AUROC | test AUROC | test lesions accepted | non-lesion photos accepted |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, e in ood["compared"].items():
-        mark = " (kept)" if name == ood["score"] else ""
-        lines.append(f"| {name}{mark} | {e['selection_auroc']:.3f} | {e['test_auroc']:.3f} | "
+        mark = " (kept)" if name == ood["kept"] else ""
+        lines.append(f"| {name}{mark} | {e['feature_width']} | {e['selection_auroc']:.3f} | {e['test_auroc']:.3f} | "
                      f"{_pct(e['test_acceptance'])} | {_pct(e['nonlesion_acceptance'])} |")
     return lines + ["", "The export measures the same per variant (manifest `variants.*.metrics.ood`).", ""]
 

@@ -1,0 +1,58 @@
+"""The model's outputs that honest answers use: probabilities and globally averaged activations.
+
+Out-of-distribution detection works best on features that still describe the photo itself
+(colour, texture, edges): on the demo data, Mahalanobis distance on the mid-level block
+conv_pw_5 separated non-lesion photos from lesions with AUROC 1.000 where the final pooled
+features reached 0.947 (ARCHITECTURE.md, "Honest answers"). So the evaluation compares several
+layers and the export ships the one it chose as the model's second output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.model import BASE_NAME
+
+# Candidate layers: two mid-level MobileNet blocks and the final pooled features ("pool").
+CANDIDATE_LAYERS = ("conv_pw_5_relu", "conv_pw_7_relu", "pool")
+
+
+def graph(model, layers: tuple[str, ...]):
+    """(input, pooled features, {layer: globally averaged activations}) as a new graph on the
+    trained model's layers (shared weights; BatchNorm in inference mode; dropout left out)."""
+    import keras
+
+    base = model.get_layer(BASE_NAME)
+    mids = [name for name in layers if name != "pool"]
+    sub = keras.Model(base.input, [base.get_layer(name).output for name in mids] + [base.output])
+    outs = sub(model.get_layer("to_minus1_1")(model.input), training=False)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    pooled = model.get_layer("pool")(outs[-1])
+    averaged = {name: keras.layers.GlobalAveragePooling2D(name=f"gap_{name}")(out)
+                for name, out in zip(mids, outs[:-1], strict=True)}
+    return model.input, pooled, {**averaged, "pool": pooled}
+
+
+def model_for(model, layers: tuple[str, ...]):
+    """A Keras model: pixels -> [softmax probabilities, *globally averaged activations of LAYERS]."""
+    import keras
+
+    inputs, pooled, averaged = graph(model, layers)
+    probabilities = model.get_layer("probabilities")(pooled)
+    return keras.Model(inputs, [probabilities, *[averaged[name] for name in layers]])
+
+
+def extract(model, pixels, layers: tuple[str, ...], batch_size: int, built=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(softmax probabilities, {layer: (N, width) features}) of the trained model, in chunks.
+
+    BUILT is model_for(model, layers) when the caller extracts several times (one graph, no retracing)."""
+    both = built or model_for(model, layers)
+    probs, feats = [], {name: [] for name in layers}
+    for start in range(0, len(pixels), 256):  # bounded memory on HAM10000-sized splits
+        out = both.predict(np.asarray(pixels[start:start + 256], np.float32), batch_size=batch_size, verbose=0)
+        probs.append(out[0])
+        for name, values in zip(layers, out[1:], strict=True):
+            feats[name].append(values)
+    widths = {name: int(both.output[i + 1].shape[-1]) for i, name in enumerate(layers)}
+    return (np.concatenate(probs) if probs else np.zeros((0, 7)),
+            {name: np.concatenate(v) if v else np.zeros((0, widths[name])) for name, v in feats.items()})
