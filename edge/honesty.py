@@ -53,12 +53,11 @@ class Answer:
 
     def headline(self) -> str:
         """The status line a command line prints first."""
+        parts = [r.message for r in self.reasons]
         if self.status == "ok":
             top = self.predictions[0]
-            line = f"OK: most similar to {top.name} ({top.code}), {top.probability:.0%}"
-        else:
-            line = self.status.upper()
-        return "; ".join([line, *(r.message for r in self.reasons)])
+            parts.insert(0, f"most similar to {top.name} ({top.code}), {top.probability:.0%}")
+        return f"{self.status.upper()}: " + "; ".join(parts)
 
     def to_dict(self) -> dict:
         return {"status": self.status, "reasons": [asdict(r) for r in self.reasons],

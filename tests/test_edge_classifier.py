@@ -178,7 +178,7 @@ BAD_BUNDLES = {
     "missing file": r"int8.tflite is missing: re-export the bundle",
     "hash mismatch": r"int8.tflite: sha256 mismatch, expected [0-9a-f]{12}\.\.\., got [0-9a-f]{12}\.\.\.: "
     r"the file was changed or corrupted; re-export the bundle",
-    "label count": r"int8.tflite: the model outputs \[7, 256\] values but the manifest lists 6 labels",
+    "label count": r"int8.tflite: the model outputs \[7, \d+\] values but the manifest lists 6 labels",
     "not a model": r"int8.tflite: LiteRT cannot load it",
 }
 
