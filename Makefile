@@ -42,7 +42,7 @@ $(DEMO_RUN)/bundle/manifest.json: $(DEMO_RUN)/metrics.json
 	$(PY) -m export $(DEMO_RUN)
 
 demo-train: $(DEMO_RUN)/metrics.json
-	@cat $(DEMO_RUN)/report.md | sed -n '/^| metric/,/^$$/p'
+	@$(PY) -m training.evaluate $(DEMO_RUN) --summary
 
 demo-export: demo-train $(DEMO_RUN)/bundle/manifest.json
 

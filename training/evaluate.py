@@ -22,7 +22,7 @@ from training import calibration, honesty, lesionstats
 from training.dataset import Splits, load_run_splits
 from training.metrics import compute_metrics
 from training.report import plot_confusion, plot_curves, report_markdown, summary
-from training.run import RunDir
+from training.run import RunDir, RunError
 
 
 def predictions_table(records: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
@@ -95,9 +95,17 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="run folder (runs/NAME)")
     parser.add_argument("--data", type=Path, help="dataset folder, if it moved since training")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the summary of the run's last evaluation (metrics.json) and stop")
     args = parser.parse_args(argv)
     run = RunDir(args.run)
     run.check_finished()  # before TensorFlow loads: a wrong path answers at once
+    if args.summary:
+        metrics = run.metrics()
+        if "ood" not in metrics:
+            raise RunError(f"{run.path} has no evaluation with honest answers yet: run python -m training.evaluate {run.path}")
+        print(summary(metrics))
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     evaluate_run(run, data_dir=args.data)
     print(f"wrote {run.report}")
