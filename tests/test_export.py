@@ -49,7 +49,12 @@ def test_every_variant_loads_in_litert_and_classifies(tiny_bundle, sample_images
 
 
 def test_manifest_describes_the_bundle(manifest, tiny_bundle):
-    assert manifest["schema_version"] == 2 and manifest["default_variant"] == "int8"
+    assert manifest["schema_version"] == 3 and manifest["default_variant"] == "int8"
+    honesty = manifest["honesty"]
+    assert honesty["file"] == "honesty.bin" and (tiny_bundle / "honesty.bin").stat().st_size == honesty["bytes"]
+    assert manifest["outputs"]["probabilities"] == 7
+    assert manifest["outputs"]["features"] == sum(
+        [honesty["ood"]["compared"][honesty["ood"]["kept"]]["feature_width"]])
     assert [label["code"] for label in manifest["labels"]] == list(CODES)
     assert manifest["labels"][4] == {"code": "mel", "name": "Melanoma"}
     assert manifest["input"]["size"] == 96 and "raw RGB 0-255" in manifest["input"]["dtype"]
@@ -72,15 +77,20 @@ def test_hashes_and_sizes_match_the_files(manifest, tiny_bundle):
         data = (tiny_bundle / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         assert len(data) == entry["bytes"]
-    assert sorted(p.name for p in tiny_bundle.iterdir()) == sorted(["manifest.json", *(f"{v}.tflite" for v in VARIANTS)])
+    assert sorted(p.name for p in tiny_bundle.iterdir()) == sorted(
+        ["manifest.json", "honesty.bin", *(f"{v}.tflite" for v in VARIANTS)])
 
 
 def test_float32_equals_keras_on_real_inputs(tiny_bundle, sample_images):
+    """float32 reproduces the trained Keras model, calibrated: softmax(log p / T)."""
     import keras
 
+    from training.calibration import scaled
+
     model = keras.models.load_model(tiny_bundle.parent / "model.keras", compile=False)
+    temperature = json.loads((tiny_bundle / "manifest.json").read_text())["honesty"]["temperature"]
     pixels = np.stack([preprocess(p, 96) for p in sample_images])
-    expected = model.predict(pixels.astype(np.float32), verbose=0)
+    expected = scaled(model.predict(pixels.astype(np.float32), verbose=0), temperature)
     for image, want in zip(pixels, expected, strict=True):
         assert np.abs(_invoke(tiny_bundle / "float32.tflite", image) - want).max() <= 1e-4
 

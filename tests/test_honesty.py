@@ -46,12 +46,12 @@ def test_temperature_lowers_the_validation_nll(tiny_run, validation):
     assert after < before
 
 
-def test_metrics_carry_the_calibration_keys(tiny_run):
+def test_metrics_carry_the_calibration_keys(tiny_run, tiny_bundle):
     m = json.loads((tiny_run / "metrics.json").read_text())
     assert {"temperature", "ece_before", "ece_after"} <= set(m)
     assert 0 <= m["ece_after"] <= 1 and 0 <= m["ece_before"] <= 1
     assert (tiny_run / "reliability.png").stat().st_size > 10_000
-    report = (tiny_run / "report.md").read_text()
+    report = (tiny_bundle.parent / "report.md").read_text()  # the export adds its section to the run's report
     for heading in ("## Calibration", "## Unsure", "## Retake", "## Melanoma referral", "## Subgroups",
                     "## Exported variants"):
         assert heading in report
@@ -80,9 +80,9 @@ def test_photos_with_no_lesion_are_never_ok(classifier):
     made = nonlesion.images(40, seed=REPORT_SEED + 1)
     answers = [(kind, classifier.classify(image)) for kind, image in made]
     assert [kind for kind, a in answers if a.status == "ok"] == []
-    natural = [a for kind, a in answers if kind == "natural"]
-    assert sum(a.status == "unsure" for a in natural) >= 0.8 * len(natural)
-    assert all([r.code for r in a.reasons] == ["out_of_distribution"] for a in natural if a.status == "unsure")
+    usable = [a for _, a in answers if a.status != "retake"]  # photos the quality check let through
+    assert len(usable) >= 5 and all(a.status == "unsure" for a in usable)
+    assert all([r.code for r in a.reasons] == ["out_of_distribution"] for a in usable)
 
 
 @pytest.mark.parametrize(("change", "code"), [
