@@ -210,10 +210,12 @@ function retake() {
 
 // --- Start ----------------------------------------------------------------------------------
 
+// Resolves to the registration, or null where there is none (insecure context, or refused).
 function registerServiceWorker() {
-  if (!("serviceWorker" in navigator)) return; // insecure context: no offline shell, still works
-  navigator.serviceWorker.register("/sw.js").catch((err) => {
+  if (!("serviceWorker" in navigator)) return Promise.resolve(null); // insecure context: no offline shell, still works
+  return navigator.serviceWorker.register("/sw.js").catch((err) => {
     console.warn("LesionLite: service worker not registered, no offline page:", err);
+    return null;
   });
 }
 
@@ -230,8 +232,8 @@ function start() {
     $(id).addEventListener("change", (event) => dispatch({ type: "mode-chosen", mode: event.target.value }));
   }
   render(page.state);
-  registerServiceWorker();
-  bootOnPhone(config).then(
+  const registration = registerServiceWorker();
+  bootOnPhone(config, registration).then(
     (variant) => dispatch({ type: "engine-ready", variant }),
     (err) => dispatch({ type: "engine-failed", message: err.message }),
   );

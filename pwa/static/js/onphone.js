@@ -15,20 +15,21 @@ export function readConfig(doc = document) {
   return JSON.parse(doc.getElementById("lesionlite-config").textContent);
 }
 
-function whenControlled(timeoutMs) {
+async function whenControlled(registration, timeoutMs) {
   const container = navigator.serviceWorker;
-  if (!container || container.controller) return Promise.resolve();
-  return new Promise((resolve) => {
+  if (!(await registration) || container.controller) return;
+  await new Promise((resolve) => {
     container.addEventListener("controllerchange", resolve, { once: true });
     setTimeout(resolve, timeoutMs);
   });
 }
 
-// Resolves to the variant once the model is ready; rejects with a short reason.
-export async function bootOnPhone(config) {
+// Resolves to the variant once the model is ready; rejects with a short reason. `registration`:
+// the service worker's registration promise (null where there is none).
+export async function bootOnPhone(config, registration) {
   if (!config.runtime.available) throw new Error("the runtime was not built on the server (make web)");
   if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
-  engine = whenControlled(CONTROL_TIMEOUT_MS).then(() => startEngine(config));
+  engine = whenControlled(registration, CONTROL_TIMEOUT_MS).then(() => startEngine(config));
   const ready = await engine;
   return ready.name;
 }
