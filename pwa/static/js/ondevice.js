@@ -75,7 +75,7 @@ export async function startEngine(config) {
   const arrays = unpackHonesty(honestyBin.buffer.slice(honestyBin.byteOffset, honestyBin.byteOffset + honestyBin.byteLength),
     manifest.honesty.arrays);
   return new Engine({ lib, compiled, manifest, variant, name: config.variant, dtype, arrays, messages: config.messages,
-    disclaimer: config.disclaimer, readyMs: performance.now() - started });
+    disclaimer: config.disclaimer, readyMs: performance.now() - started, readyAt: performance.now() });
 }
 
 class Engine {
