@@ -1,10 +1,12 @@
 """The phone's answers against edge.Classifier's with the tiny trained bundle, in Debian's Chromium:
 LiteRT.js (wasm) and the page's preprocessing and decisions, for int8 and float32.
 
-- From the same JPEG: the same top class for every image, every probability within 0.02 (the
-  browser cannot draft-decode a JPEG, so its pixels differ by a level or so), the same status
-  and reasons.
-- From the same preprocessed pixels (Python's, sent to the page): the same output bytes."""
+- From the same JPEG: the same top class for every image, every probability within 0.02, the
+  same status and reasons; and the same pixels (Chromium's WebCodecs decode at the draft scale
+  equals Pillow's).
+- From the same preprocessed pixels (Python's, sent to the page): the same output bytes for int8;
+  for float32 the same to a few units in the last place (x86 and WebAssembly kernels sum in a
+  different order)."""
 
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ from tests.pwa_helpers import jpeg_bytes, post_photo, running_server
 from tests.test_pwa_browser import new_page, wait_in_page
 
 chromium_path, browser_args, camera_video = base.chromium_path, base.browser_args, base.camera_video
-playwright_instance, browser, phone = base.playwright_instance, base.browser, base.phone
+playwright_instance, browser = base.playwright_instance, base.browser
 
 pytestmark = pytest.mark.browser
 N_IMAGES = 60
 PARITY = 0.02
+FLOAT32_ULPS = 4  # float32 outputs from the same pixels: within a few units in the last place
 ENGINE = "await (await import('/static/js/onphone.js')).currentEngine()"
 TO_B64 = "const b64 = (a) => btoa(String.fromCharCode(...new Uint8Array(a.buffer, a.byteOffset, a.byteLength)));"
 
@@ -37,8 +40,9 @@ def variant(request) -> str:
 
 
 @pytest.fixture(scope="module")
-def page(browser, phone, tiny_bundle, variant, tmp_path_factory):
+def page(browser, playwright_instance, tiny_bundle, variant, tmp_path_factory):
     """A phone whose page runs VARIANT on-device, served by a server running the same variant."""
+    phone = dict(playwright_instance.devices["Pixel 7"])
     with running_server(tiny_bundle, tmp_path_factory.mktemp(f"server-{variant}"), "--variant", variant) as server:
         context, page = new_page(browser, phone, server)
         page.goto("/")
@@ -64,7 +68,7 @@ def on_device_answers(page, paths) -> list[dict]:
     return page.evaluate(f"""async (photos) => {{
         {TO_B64}
         const engine = {ENGINE};
-        const {{ pixelsFromBlob }} = await import('/static/js/preprocess.js');
+        const {{ pixelsFromBlob }} = await import('/static/js/decode.js');
         const answers = [];
         for (const photo of photos) {{
             const blob = new Blob([Uint8Array.from(atob(photo), (c) => c.charCodeAt(0))], {{type: 'image/jpeg'}});
@@ -88,7 +92,7 @@ def test_the_phone_answers_as_the_classifier_from_the_same_jpeg(page, variant, t
         pixels = np.frombuffer(base64.b64decode(shown["pixels"]), np.uint8).astype(int)
         pixel_gaps.append(np.abs(pixels - preprocess(path, classifier.input_size).reshape(-1)).mean())
     assert worst <= PARITY, f"largest probability difference {worst:.4f}"
-    assert np.mean(pixel_gaps) < 1.0, f"mean absolute pixel difference {np.mean(pixel_gaps):.3f} levels"
+    assert max(pixel_gaps) == 0, f"mean absolute pixel differences up to {max(pixel_gaps):.3f} levels"
 
 
 def litert_outputs(model_path, pixels: np.ndarray) -> tuple[bytes, bytes]:
@@ -120,12 +124,17 @@ def test_the_same_pixels_give_the_same_output_bytes(page, variant, tiny_bundle, 
     }}""", [b64(a.tobytes()) for a in arrays])
     model = tiny_bundle / classifier.variant_info.file
     for pixels, result in zip(arrays, raw, strict=True):
-        probabilities, features = litert_outputs(model, pixels)
-        assert base64.b64decode(result["probabilities"]) == probabilities
-        assert base64.b64decode(result["features"]) == features
+        for name, expected in zip(("probabilities", "features"), litert_outputs(model, pixels), strict=True):
+            shown = base64.b64decode(result[name])
+            if variant == "int8":
+                assert shown == expected, name  # integer kernels: the very same bytes
+            else:
+                # x86 (AVX2/FMA) and WebAssembly SIMD kernels round float sums differently.
+                np.testing.assert_array_max_ulp(np.frombuffer(shown, np.float32), np.frombuffer(expected, np.float32),
+                                                maxulp=FLOAT32_ULPS)
         expected = classifier.classify_array(pixels)
         assert [p["probability"] for p in result["answer"]["predictions"]] == pytest.approx(
-            [p.probability for p in expected.predictions], abs=1e-12)
+            [p.probability for p in expected.predictions], abs=1e-12 if variant == "int8" else 1e-6)
         assert (result["answer"]["status"], [r["code"] for r in result["answer"]["reasons"]]) == (
             expected.status, [r.code for r in expected.reasons])
 

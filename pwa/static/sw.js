@@ -18,6 +18,7 @@ const SHELL = [
   "/static/js/onphone.js",
   "/static/js/ondevice.js",
   "/static/js/preprocess.js",
+  "/static/js/decode.js",
   "/static/js/honesty.js",
   "/static/js/integrity.js",
   "/static/styles.css",

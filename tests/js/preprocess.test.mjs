@@ -11,6 +11,7 @@ import {
   crop,
   draftScale,
   isJpeg,
+  jpegSize,
   resizeBilinear,
   rgbaToRgb,
   toModelInput,
@@ -71,6 +72,17 @@ test("toModelInput: a 600 x 450 JPEG is halved, centre-cropped and resized to 96
   assert.ok(toModelInput(rgb, 600, 450, 96, false).every((v) => v === 200));
   assert.equal(isJpeg(Uint8Array.from([0xff, 0xd8, 0xff, 0xe0])), true);
   assert.equal(isJpeg(Uint8Array.from([0x89, 0x50, 0x4e, 0x47])), false);
+});
+
+test("jpegSize reads the frame header past other segments and fill bytes", () => {
+  // SOI, an APP0 segment of length 4, a fill byte, then SOF2 (progressive) for 601 x 451.
+  const jpeg = Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x04, 0x4a, 0x46, 0xff, 0xff, 0xc2, 0x00, 0x11, 0x08,
+    0x01, 0xc3, 0x02, 0x59, 0x03, 0x00, 0x00]);
+  assert.deepEqual(jpegSize(jpeg), { width: 601, height: 451 });
+  assert.equal(jpegSize(Uint8Array.from([0xff, 0xd8, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0])), null); // not a marker
+  // A DHT segment (0xC4) is not a frame header.
+  const dht = Uint8Array.from([0xff, 0xd8, 0xff, 0xc4, 0x00, 0x02, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x20, 0x03]);
+  assert.deepEqual(jpegSize(dht), { width: 32, height: 16 });
 });
 
 test("resizeBilinear equals Pillow's Image.resize(BILINEAR) byte for byte", { skip: !fixture && "no Python fixture" }, () => {

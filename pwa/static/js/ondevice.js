@@ -9,7 +9,7 @@
 
 import { decide, features, quantizeInput, toProbabilities, unpackHonesty } from "./honesty.js";
 import { verified } from "./integrity.js";
-import { pixelsFromBlob } from "./preprocess.js";
+import { pixelsFromBlob } from "./decode.js";
 
 const ACCELERATOR = "wasm"; // the CPU path; the only one whose output equals ai-edge-litert's
 let runtime = null; // one LiteRT.js per page: loadLiteRt() refuses a second load

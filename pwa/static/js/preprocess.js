@@ -1,11 +1,12 @@
 // A photo to model input in the browser, the same steps as edge/preprocess.py: EXIF orientation,
 // RGB, the JPEG draft reduction, centre square, Pillow's bilinear resize, raw uint8 RGB 0-255.
-// The arithmetic is pure (node --test runs it, tests/js/preprocess.test.mjs); only
-// pixelsFromBlob() touches browser APIs, and importing this module does nothing.
+// Pure arithmetic (node --test runs it, tests/js/preprocess.test.mjs); decode.js gets the
+// decoded pixels from the browser.
 //
-// What a browser cannot do is decode a JPEG at 1/2, 1/4 or 1/8 scale in the DCT, as Pillow's
-// draft mode does: the full decode is averaged over the same scale's blocks instead, which
-// keeps the pixels within a few levels of the server's (ARCHITECTURE.md, "On the phone").
+// Pillow's draft mode decodes a large JPEG at 1/2, 1/4 or 1/8 scale in the DCT. decode.js asks
+// the browser for that same decode (WebCodecs' ImageDecoder); where a browser cannot, the full
+// decode is averaged over the same scale's blocks instead (boxReduce), which keeps the pixels
+// within a level or two of the server's (ARCHITECTURE.md, "On the phone").
 
 // Pillow resamples with 22-bit fixed-point coefficients (libImaging/Resample.c, PRECISION_BITS).
 const PRECISION_BITS = 22;
@@ -151,32 +152,23 @@ export function isJpeg(bytes) {
   return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
 }
 
-// --- The browser part -------------------------------------------------------------------
+// Start-of-frame markers (0xC0-0xCF but DHT, JPG and DAC) carry the coded size.
+const NOT_SOF = new Set([0xc4, 0xc8, 0xcc]);
 
-// The photo's RGB pixels, EXIF orientation applied, transparency over white (as Pillow's
-// conversion does), without colour management: Pillow ignores embedded ICC profiles too.
-async function decode(blob) {
-  const bitmap = await createImageBitmap(blob, {
-    imageOrientation: "from-image",
-    colorSpaceConversion: "none",
-    premultiplyAlpha: "none",
-  });
-  try {
-    const { width, height } = bitmap;
-    const canvas = new OffscreenCanvas(width, height);
-    const context = canvas.getContext("2d", { willReadFrequently: true });
-    context.fillStyle = "#ffffff";
-    context.fillRect(0, 0, width, height);
-    context.drawImage(bitmap, 0, 0);
-    return { rgb: rgbaToRgb(context.getImageData(0, 0, width, height).data), width, height };
-  } finally {
-    bitmap.close();
+// A JPEG's stored width and height (before EXIF orientation) from its frame header, or null.
+export function jpegSize(bytes) {
+  let at = 2;
+  while (at + 9 < bytes.length) {
+    if (bytes[at] !== 0xff) return null;
+    const marker = bytes[at + 1];
+    if (marker === 0xff) {
+      at += 1; // fill byte
+      continue;
+    }
+    if (marker >= 0xc0 && marker <= 0xcf && !NOT_SOF.has(marker)) {
+      return { height: (bytes[at + 5] << 8) | bytes[at + 6], width: (bytes[at + 7] << 8) | bytes[at + 8] };
+    }
+    at += 2 + ((bytes[at + 2] << 8) | bytes[at + 3]);
   }
-}
-
-// Throws the browser's DOMException when the blob is not a decodable image.
-export async function pixelsFromBlob(blob, size) {
-  const head = new Uint8Array(await blob.slice(0, 3).arrayBuffer());
-  const { rgb, width, height } = await decode(blob);
-  return toModelInput(rgb, width, height, size, isJpeg(head));
+  return null;
 }
