@@ -64,6 +64,9 @@ demo-export: demo-train $(DEMO_RUN)/bundle/manifest.json
 bench: demo-export
 	$(PY) -m bench edge $(DEMO_RUN)/bundle --data $(DEMO_DATA) --split $(DEMO_RUN)/split.csv --threads 1,2 \
 		--json $(DEMO_RUN)/bench/edge.json --png $(DEMO_RUN)/bench/edge.png --keras-baseline
+	@# The same variants on the phone's path (LiteRT.js in Chromium), where Chromium is installed.
+	if command -v chromium >/dev/null; then $(PY) -m bench browser $(DEMO_RUN)/bundle --variants int8 float32 \
+		--json $(DEMO_RUN)/bench/browser.json; else echo "bench browser skipped: no chromium (make system-deps)"; fi
 
 demo: bench
 	@echo "Serving the demo PWA (the bundle's default variant, int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
