@@ -91,6 +91,14 @@ def honesty_for(info: HonestyInfo, arrays: dict[str, np.ndarray]) -> Honesty:
     return honesty
 
 
+def ood_score(kind: str, layout: dict, arrays: dict[str, np.ndarray], features: np.ndarray) -> float:
+    """edge/honesty.py's score of one kind for these features, as decide() reports it."""
+    honesty = honesty_for(honesty_info(layout, kind), arrays)
+    uniform = np.full(len(CLASSES), 1 / len(CLASSES))
+    pixels = np.full((8, 8, 3), 128, np.uint8)
+    return honesty.decide(pixels, uniform, features, [], [c for c, _ in CLASSES]).checks["ood_score"]
+
+
 def decision_cases(rng: np.random.Generator, images: dict[str, np.ndarray], arrays: dict[str, np.ndarray],
                    layout: dict) -> list[dict]:
     """Python's answer for each image, score and model output; the outputs are drawn so that
@@ -118,9 +126,7 @@ def write(path: Path, seed: int = 5) -> Path:
     images = test_images(rng)
     arrays = honesty_arrays(rng)
     content, layout = honesty_bin(arrays)
-    honesty = honesty_for(honesty_info(layout, "msp"), arrays)
     features = [rng.normal(0, 1, FEATURES).astype(np.float32) for _ in range(5)]
-    probabilities = [np.full(len(CLASSES), 1 / len(CLASSES))] * 5
     fixture = {
         "resize": resize_cases(rng),
         "quality": [{"name": n, "pixels": b64(p), "size": p.shape[0], **quality.measure(p)} for n, p in images.items()],
@@ -128,7 +134,8 @@ def write(path: Path, seed: int = 5) -> Path:
         "honesty_bin": base64.b64encode(content).decode(),
         "layout": layout,
         "arrays": {n: a.astype(np.float64).ravel().tolist() for n, a in arrays.items()},
-        "ood": [{"features": f.tolist(), **honesty.ood_scores(f, p)} for f, p in zip(features, probabilities, strict=True)],
+        "ood": [{"features": f.tolist(), **{kind: ood_score(kind, layout, arrays, f) for kind in ("mahalanobis", "energy")}}
+                for f in features],
         "decisions": decision_cases(rng, images, arrays, layout),
         "labels": [{"code": c, "name": n} for c, n in CLASSES],
         "messages": MESSAGES,
