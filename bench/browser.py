@@ -9,9 +9,10 @@ on a first visit (nothing cached) and on a repeat visit (service worker cache); 
 server sent for each visit (response bodies, counted by a WSGI wrapper); the WebAssembly heap.
 
 The server is the real app (create_app + cheroot) on 127.0.0.1, over HTTPS with a throwaway
-self-signed certificate by default: Chromium asks for brotli only over HTTPS, and service workers
-need a secure context (127.0.0.1 is one either way). --http measures plain HTTP (gzip).
-Loopback only; nothing leaves the machine. Playwright is imported only here.
+self-signed certificate by default. --http measures what a phone on a LAN gets over plain HTTP:
+Chromium asks for brotli only in a secure context, which loopback always is, so the server is
+told to ignore "br" there and sends gzip. Loopback only; nothing leaves the machine. Playwright
+is imported only here.
 """
 
 from __future__ import annotations
@@ -44,19 +45,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", nargs="+", default=["int8", "float32"], help="variants to compare")
     parser.add_argument("--runs", type=positive_int, default=200, help="timed invokes per variant and runtime")
     parser.add_argument("--warmup", type=positive_int, default=20, help="untimed invokes first")
-    parser.add_argument("--http", action="store_true", help="plain HTTP (gzip) instead of HTTPS (brotli)")
+    parser.add_argument("--http", action="store_true", help="plain HTTP without brotli, as on a LAN, instead of HTTPS")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium", help="Chromium binary")
     parser.add_argument("--json", dest="json_path", type=Path, help="also write the results here as JSON")
 
 
 class ByteCounter:
-    """WSGI middleware: the response body bytes sent per path since the last reset()."""
+    """WSGI middleware: the response body bytes sent per path since the last reset(); with
+    no_brotli, requests lose "br" from their Accept-Encoding (a non-secure origin's request)."""
 
-    def __init__(self, app):
-        self.app, self.sent, self.lock = app, {}, threading.Lock()
+    def __init__(self, app, no_brotli: bool = False):
+        self.app, self.sent, self.lock, self.no_brotli = app, {}, threading.Lock(), no_brotli
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if self.no_brotli:
+            codings = environ.get("HTTP_ACCEPT_ENCODING", "").split(",")
+            environ["HTTP_ACCEPT_ENCODING"] = ",".join(c for c in codings if c.split(";")[0].strip() != "br")
         for chunk in self.app(environ, start_response):
             with self.lock:
                 self.sent[path] = self.sent.get(path, 0) + len(chunk)
@@ -81,7 +86,7 @@ def serving(bundle: Path, variant: str, https: bool):
     from pwa import create_app
     from pwa.server import build_server
 
-    counter = ByteCounter(create_app({"BUNDLE": str(bundle), "VARIANT": variant}))
+    counter = ByteCounter(create_app({"BUNDLE": str(bundle), "VARIANT": variant}), no_brotli=not https)
     with tempfile.TemporaryDirectory() as folder:
         cert, key = self_signed(Path(folder)) if https else (None, None)
         server = build_server(counter, "127.0.0.1", 0, cert, key)
@@ -177,6 +182,7 @@ def measure_variant(browser, device: dict, args: argparse.Namespace, manifest: M
         "ratio_p50": invoke["p50_ms"] / python["p50_ms"],
         "ready_first_visit_ms": first_ms, "ready_repeat_visit_ms": repeat_ms,
         "first_visit_bytes": sum(first_bytes.values()), "repeat_visit_bytes": sum(repeat_bytes.values()),
+        "first_visit_paths": first_bytes,
         "repeat_visit_paths": sorted(repeat_bytes), "wasm_build": wasm, "wasm_heap_bytes": heap,
         "model_bytes": manifest.variant(variant).bytes,
     }
