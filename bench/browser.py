@@ -4,9 +4,10 @@
 The on-device path in Debian's Chromium (Playwright, Pixel 7 emulation) against ai-edge-litert in
 this process, per variant: LiteRT.js invoke p50/p90 on the wasm accelerator (the page's own
 engine, an already preprocessed image) and the Python interpreter's with one thread (the
-browser build runs one), their ratio; the time from navigation start to the model being ready
-on a first visit (nothing cached) and on a repeat visit (service worker cache); the bytes the
-server sent for each visit (response bodies, counted by a WSGI wrapper); the WebAssembly heap.
+browser build runs one), timed in alternating rounds of 50, and their ratio; the time from
+navigation start to the model being ready on a first visit (nothing cached) and on a repeat
+visit (service worker cache); the bytes the server sent for each visit (response bodies,
+counted by a WSGI wrapper); the WebAssembly heap.
 
 The server is the real app (create_app + cheroot) on 127.0.0.1, over HTTPS with a throwaway
 self-signed certificate by default. --http measures what a phone on a LAN gets over plain HTTP:
@@ -38,6 +39,7 @@ from edge.manifest import Manifest
 ENGINE = "await (await import('/static/js/onphone.js')).currentEngine()"
 READY = "document.querySelector('#engine-status').textContent.includes('runs on this phone')"
 READY_TIMEOUT_S = 120
+ROUND = 50  # invokes per runtime before switching to the other
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,26 +101,30 @@ def serving(bundle: Path, variant: str, https: bool):
             server.stop()
 
 
-def python_invoke(bundle: Path, manifest: Manifest, variant: str, runs: int, warmup: int) -> dict:
+class PythonInvoke:
     """ai-edge-litert (default XNNPACK, one thread) on a mid-grey image, as the edge benchmark does."""
-    interpreter = Interpreter(model_path=str(bundle / manifest.variant(variant).file), num_threads=1)
-    interpreter.allocate_tensors()
-    details = interpreter.get_input_details()[0]
-    size = manifest.input_size
-    pixels = np.full((size, size, 3), 128, np.uint8)
-    interpreter.set_tensor(details["index"], quantize_input(pixels, details["dtype"], *details["quantization"])[np.newaxis])
-    times = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return percentiles(times)
+
+    def __init__(self, bundle: Path, manifest: Manifest, variant: str):
+        self.interpreter = Interpreter(model_path=str(bundle / manifest.variant(variant).file), num_threads=1)
+        self.interpreter.allocate_tensors()
+        details = self.interpreter.get_input_details()[0]
+        pixels = np.full((manifest.input_size, manifest.input_size, 3), 128, np.uint8)
+        batch = quantize_input(pixels, details["dtype"], *details["quantization"])[np.newaxis]
+        self.interpreter.set_tensor(details["index"], batch)
+
+    def times(self, runs: int, warmup: int) -> list[float]:
+        times = []
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            self.interpreter.invoke()
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+        return times
 
 
-def browser_invoke(page, runs: int, warmup: int) -> dict:
+def browser_times(page, runs: int, warmup: int) -> list[float]:
     """compiled.run() of the page's own engine on a mid-grey image (input tensor made once)."""
-    times = page.evaluate(f"""async ([runs, warmup]) => {{
+    return page.evaluate(f"""async ([runs, warmup]) => {{
         const engine = {ENGINE};
         const size = engine.size;
         const data = engine.dtype === 'float32' ? new Float32Array(size * size * 3).fill(128)
@@ -135,7 +141,17 @@ def browser_invoke(page, runs: int, warmup: int) -> dict:
         input.delete();
         return times;
     }}""", [runs, warmup])
-    return percentiles(times)
+
+
+def interleaved(page, python: PythonInvoke, runs: int, warmup: int) -> tuple[dict, dict]:
+    """Both runtimes timed in alternating rounds, so load from elsewhere on the machine weighs on
+    both alike: (browser, python) percentiles."""
+    size = min(ROUND, runs)
+    browser, native = [], []
+    for i in range(max(1, runs // size)):
+        browser += browser_times(page, size, warmup if i == 0 else 2)
+        native += python.times(size, warmup if i == 0 else 2)
+    return percentiles(browser), percentiles(native)
 
 
 def wait_in_page(page, condition: str, timeout_s: float) -> bool:
@@ -170,11 +186,10 @@ def measure_variant(browser, device: dict, args: argparse.Namespace, manifest: M
             first_page, first_ms, first_bytes = visit(context, base_url, counter)
             first_page.close()
             page, repeat_ms, repeat_bytes = visit(context, base_url, counter)
-            invoke = browser_invoke(page, args.runs, args.warmup)
+            invoke, python = interleaved(page, PythonInvoke(args.bundle, manifest, variant), args.runs, args.warmup)
             heap = page.evaluate(f"async () => ({ENGINE}).heapBytes()")
         finally:
             context.close()
-    python = python_invoke(args.bundle, manifest, variant, args.runs, args.warmup)
     wasm = [path.rsplit("/", 1)[-1] for path in first_bytes if path.endswith(".wasm")]
     return {
         "variant": variant, "protocol": "http" if args.http else "https",
