@@ -27,7 +27,7 @@ async function whenControlled(registration, timeoutMs) {
 // Resolves to the variant once the model is ready; rejects with a short reason. `registration`:
 // the service worker's registration promise (null where there is none).
 export async function bootOnPhone(config, registration) {
-  if (!config.runtime.available) throw new Error("the runtime was not built on the server (make web)");
+  if (!config.runtime.available) throw new Error("the server has no on-device runtime: make web");
   if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
   engine = whenControlled(registration, CONTROL_TIMEOUT_MS).then(() => startEngine(config));
   const ready = await engine;
