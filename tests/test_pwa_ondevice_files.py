@@ -16,7 +16,7 @@ import pytest
 
 from edge.honesty import MESSAGES
 from edge.labels import DISCLAIMER
-from pwa import create_app, precompressed
+from pwa import create_app, pages, precompressed
 from tests.pwa_helpers import REPO
 
 VENDOR = REPO / "pwa" / "static" / "vendor"
@@ -142,3 +142,10 @@ def test_service_worker_caches_are_versioned_by_shell_runtime_and_manifest(clien
     assert caches["runtime"] == vendor["version"]
     assert caches["model"] == hashlib.sha256((random_bundle / "manifest.json").read_bytes()).hexdigest()[:12]
     assert len(set(caches.values())) == 3
+
+
+def test_without_the_vendor_build_the_page_is_told_the_runtime_is_missing(tmp_path: Path):
+    assert pages.runtime_version(tmp_path) is None  # the page then says so and uses the kiosk
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "build.json").write_text('{"version": "0123456789ab"}')
+    assert pages.runtime_version(tmp_path) == "0123456789ab"
