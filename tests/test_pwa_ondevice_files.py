@@ -145,7 +145,7 @@ def test_service_worker_caches_are_versioned_by_shell_runtime_and_manifest(clien
 
 
 def test_without_the_vendor_build_the_page_is_told_the_runtime_is_missing(tmp_path: Path):
-    assert pages.runtime_version(tmp_path) is None  # the page then says so and uses the kiosk
-    (tmp_path / "vendor").mkdir()
-    (tmp_path / "vendor" / "build.json").write_text('{"version": "0123456789ab"}')
-    assert pages.runtime_version(tmp_path) == "0123456789ab"
+    assert pages.runtime_version(tmp_path / "bare") is None  # the page then says so and uses the kiosk
+    (tmp_path / "built" / "vendor").mkdir(parents=True)
+    (tmp_path / "built" / "vendor" / "build.json").write_text('{"version": "0123456789ab"}')
+    assert pages.runtime_version(tmp_path / "built") == "0123456789ab"
