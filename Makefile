@@ -7,14 +7,19 @@ STAMP := $(VENV)/.installed
 REQS := requirements/edge.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
 DEMO_DATA := demo-data
 DEMO_RUN := runs/demo
+# The on-device runtime the PWA self-hosts (LiteRT.js, bundled with esbuild from pinned npm packages).
+WEB := pwa/web
+VENDOR := pwa/static/vendor
+VENDOR_STAMP := $(VENDOR)/build.json
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps demo demo-data demo-train demo-export test test-fast lint bench clean
+.PHONY: help setup web system-deps demo demo-data demo-train demo-export test test-fast lint bench clean
 
 help:
 	@echo "make demo   - set up, make synthetic data, train, export, benchmark and serve the demo model"
 	@echo "make test   - set up (venv + Debian test packages when root) and run the whole test suite"
 	@echo "make test-fast - the tests that need no trained model (about a minute or two)"
+	@echo "make web    - build the PWA's on-device runtime (pwa/static/vendor/) from pwa/web/ with npm"
 	@echo "make lint   - ruff"
 	@echo "make clean  - remove the demo data and runs (keeps .venv and .cache)"
 
@@ -25,7 +30,16 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
 	touch $@
 
-setup: $(STAMP)
+# npm ci installs exactly package-lock.json; build.mjs bundles, copies the wasm and precompresses
+# (brotli at maximum quality: about a minute, once per lock change).
+$(VENDOR_STAMP): $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/build.mjs $(WEB)/entry.js
+	@command -v npm >/dev/null || { echo "npm is missing: as root run 'make system-deps' (or apt-get install nodejs npm)"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --ignore-scripts
+	node $(WEB)/build.mjs
+
+web: $(VENDOR_STAMP)
+
+setup: $(STAMP) web
 
 # Debian packages the tests need (Chromium for the PWA, mmdebstrap + qemu-user for the Pi).
 system-deps:
@@ -50,22 +64,25 @@ demo-export: demo-train $(DEMO_RUN)/bundle/manifest.json
 bench: demo-export
 	$(PY) -m bench edge $(DEMO_RUN)/bundle --data $(DEMO_DATA) --split $(DEMO_RUN)/split.csv --threads 1,2 \
 		--json $(DEMO_RUN)/bench/edge.json --png $(DEMO_RUN)/bench/edge.png --keras-baseline
+	@# The same variants on the phone's path (LiteRT.js in Chromium), where Chromium is installed.
+	if command -v chromium >/dev/null; then $(PY) -m bench browser $(DEMO_RUN)/bundle --variants int8 float32 \
+		--json $(DEMO_RUN)/bench/browser.json; else echo "bench browser skipped: no chromium (make system-deps)"; fi
 
 demo: bench
 	@echo "Serving the demo PWA (the bundle's default variant, int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
 	$(PY) -m pwa --bundle $(DEMO_RUN)/bundle --host 127.0.0.1 --port 8000
 
-test: setup system-deps
+test: system-deps setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 # Everything that needs no trained model: the API, CLI, Classifier, browser and Pi-unit tests,
 # against an untrained bundle exported in about 30 s.
-test-fast: setup system-deps
+test-fast: system-deps setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -m "not trained and not slow"
 
-lint: setup
+lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:

@@ -2,9 +2,11 @@
     python -m bench edge runs/demo/bundle --data demo-data --split runs/demo/split.csv --threads 1,2
     python -m bench serving runs/demo/bundle --variants int8 float32 --requests 200
     python -m bench training --data demo-data --config demo
+    python -m bench browser runs/demo/bundle --variants int8 float32
 
 LesionLite's benchmarks: `edge` measures every variant of a bundle with the LiteRT interpreter,
-`serving` load-tests the PWA server, `training` the training input pipeline. `edge` and `serving`
+`serving` load-tests the PWA server, `training` the training input pipeline, `browser` the
+on-device path (LiteRT.js in Chromium) against the interpreter. `edge` and `serving`
 run without TensorFlow (a Raspberry Pi); `bench edge --data` also needs training/data.py's and
 training/split.py's dependencies. `python -m bench SUBCOMMAND --help` lists each one's options.
 """
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import ArgumentParser, edge, keras_baseline, serving, training
+from bench import ArgumentParser, browser, edge, keras_baseline, serving, training
 from edge.errors import run_cli
 
 PROG = "python -m bench"
@@ -28,11 +30,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,training}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,training,browser}")
     for name, module, summary in (
         ("edge", edge, "benchmark every variant of a bundle with the LiteRT interpreter"),
         ("serving", serving, "load-test the PWA server with concurrent clients"),
         ("training", training, "benchmark the training input pipeline and one training step"),
+        ("browser", browser, "on-device classification in Chromium (LiteRT.js) against the interpreter"),
     ):
         command = commands.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
         module.add_arguments(command)

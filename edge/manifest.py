@@ -24,6 +24,9 @@ from edge.preprocess import PREPROCESSING_DESCRIPTION, PREPROCESSING_NAME
 SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 INPUT_DTYPE = "raw RGB 0-255 (normalization to [-1, 1] is inside the model)"
+# Every variant takes exactly one image: the export fixes the input signature at batch 1
+# (export/calibrated.py), because LiteRT.js in the browser refuses a dynamic batch dimension.
+INPUT_BATCH = 1
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class Manifest:
             "schema_version": self.schema_version,
             "created_utc": self.created_utc,
             "labels": [{"code": c, "name": n} for c, n in self.labels],
-            "input": {"size": self.input_size, "channels": 3, "dtype": INPUT_DTYPE},
+            "input": {"batch": INPUT_BATCH, "size": self.input_size, "channels": 3, "dtype": INPUT_DTYPE},
             "outputs": {"probabilities": len(self.labels), "features": self.feature_width},
             "preprocessing": self.preprocessing,
             "preprocessing_description": PREPROCESSING_DESCRIPTION.replace("SIZE", str(self.input_size)),
@@ -183,9 +186,7 @@ class Manifest:
             raise BundleError(f"{path} needs preprocessing {data.get('preprocessing')!r}, this runtime implements "
                               f"{PREPROCESSING_NAME!r}: the model would see different pixels than in training")
         labels = tuple(check.label(x) for x in check.field(data, "labels", list))
-        size = check.field(check.field(data, "input", dict), "size", int, "input.size")
-        if size <= 0:
-            raise BundleError(f"{path}: 'input.size' must be a positive integer, got {size}")
+        size = check.input_size(check.field(data, "input", dict))
         variants = {name: check.variant(name, v) for name, v in check.field(data, "variants", dict).items()}
         if not variants:
             raise BundleError(f"{path}: 'variants' must name at least one model file")
@@ -219,6 +220,17 @@ class _Checker:
         value = self.typed(value, dict, "each of 'labels'")
         code = self.field(value, "code", str, "labels[].code")
         return code, str(value.get("name", code))
+
+    def input_size(self, value: dict) -> int:
+        """input.size, after checking input.batch (absent in bundles exported before it was written: 1)."""
+        batch = value.get("batch", INPUT_BATCH)
+        if batch != INPUT_BATCH:
+            raise BundleError(f"{self.path}: 'input.batch' is {batch!r}, this runtime runs batch {INPUT_BATCH} "
+                              "models only: re-export the bundle with this version of LesionLite")
+        size = self.field(value, "size", int, "input.size")
+        if size <= 0:
+            raise BundleError(f"{self.path}: 'input.size' must be a positive integer, got {size}")
+        return size
 
     def quantization(self, value: Any, name: str) -> Quantization | None:
         if value is None:

@@ -23,7 +23,8 @@ from edge import preprocess as edge_preprocess
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self'",
+        # WebAssembly compilation for the on-device runtime; no eval and no inline script.
+        "script-src 'self' 'wasm-unsafe-eval'",
         "style-src 'self'",
         "img-src 'self' blob: data:",
         "media-src 'self' blob:",
@@ -79,12 +80,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from pwa import api, errors, oversize, pages
+    from pwa import api, bundle_files, errors, oversize, pages, precompressed
 
     api.init_app(app)
+    bundle_files.init_app(app, app.config["BUNDLE"], api.classifier_of(app).manifest)
+    precompressed.init_app(app)
     oversize.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(bundle_files.bp)
     errors.init_app(app)
     app.after_request(_add_security_headers)
     _init_cors(app)

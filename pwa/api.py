@@ -49,7 +49,11 @@ def init_app(app: Flask) -> None:
 
 
 def classifier() -> Classifier:
-    return current_app.extensions[CLASSIFIER_KEY]
+    return classifier_of(current_app)
+
+
+def classifier_of(app: Flask) -> Classifier:
+    return app.extensions[CLASSIFIER_KEY]
 
 
 @bp.after_request

@@ -1,29 +1,56 @@
 """The PWA's pages: the app shell, the offline page, the web manifest and the service worker.
 
 Everything else the page loads comes from Flask's static route, /static/..., i.e. only from
-this package's own static/ folder.
+this package's own static/ folder (pwa/precompressed.py), and the bundle from /bundle/...
+(pwa/bundle_files.py).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, render_template, send_from_directory
 
+from edge.honesty import MESSAGES
 from edge.labels import DISCLAIMER
+from edge.preprocess import UNSUPPORTED
+from pwa import api, bundle_files
 
 bp = Blueprint("pages", __name__)
 
-# sw.js holds this token where its cache version goes; the server puts in a hash of the shell,
-# so every change to a page, script, style or icon makes a new precache and drops the old one.
+# sw.js holds these tokens where its cache versions go; the server puts in a hash of the shell
+# (pages, scripts, styles, icons), of the on-device runtime and of the bundle's manifest, so each
+# change makes a new cache of its own and drops the old one: a new model does not re-download
+# the 2 MB runtime, and a new page does not re-download the model.
 VERSION_TOKEN = "__SHELL_VERSION__"
+RUNTIME_TOKEN = "__RUNTIME_VERSION__"
+BUNDLE_TOKEN = "__BUNDLE_VERSION__"
+VENDOR = "vendor"  # pwa/static/vendor/, built by `make web` (pwa/web/build.mjs)
+VENDOR_BUILD = "build.json"
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html", disclaimer=DISCLAIMER)
+    return render_template("index.html", disclaimer=DISCLAIMER, ondevice=ondevice_config())
+
+
+def ondevice_config() -> dict:
+    """What the page needs to classify on the phone: the model the server runs, where the runtime
+    and the bundle are, and the reasons' texts (edge/honesty.py's, never copied into the JS)."""
+    clf = api.classifier()
+    return {
+        "variant": clf.variant,
+        "sha256": clf.sha256,
+        "manifest": bundle_files.PREFIX + "manifest.json",
+        "runtime": {"module": f"/static/{VENDOR}/litert.js", "wasm": f"/static/{VENDOR}/litert/",
+                    "available": runtime_version(Path(current_app.static_folder)) is not None},
+        "messages": MESSAGES,
+        "imageUnreadable": UNSUPPORTED.format(label=api.PHOTO),
+        "disclaimer": DISCLAIMER,
+    }
 
 
 @bp.get("/offline.html")
@@ -44,18 +71,34 @@ def service_worker():
     # the worker on every visit, or an old one could pin an old shell for a day.
     static = Path(current_app.static_folder)
     source = (static / "sw.js").read_text(encoding="utf-8")
-    version = shell_version(static, Path(current_app.root_path) / "templates")
-    response = Response(source.replace(VERSION_TOKEN, version), mimetype="text/javascript")
+    versions = {
+        VERSION_TOKEN: shell_version(static, Path(current_app.root_path) / "templates"),
+        RUNTIME_TOKEN: runtime_version(static) or "none",
+        BUNDLE_TOKEN: bundle_files.bundle_files().version,
+    }
+    for token, version in versions.items():
+        source = source.replace(token, version)
+    response = Response(source, mimetype="text/javascript")
     response.headers["Cache-Control"] = "no-cache"
     return response
 
 
 @functools.cache
+def runtime_version(static: Path) -> str | None:
+    """The vendor build's version (a hash of its files), or None when `make web` has not run."""
+    try:
+        return json.loads((static / VENDOR / VENDOR_BUILD).read_text(encoding="utf-8"))["version"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
+@functools.cache
 def shell_version(*folders: Path) -> str:
-    """A short hash of every file in the given folders (the app shell), computed once per process."""
+    """A short hash of every file in the given folders (the app shell) but the vendor build,
+    which has its own version; computed once per process."""
     digest = hashlib.sha256()
     for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and VENDOR not in p.relative_to(folder).parts[:1]):
             digest.update(path.relative_to(folder).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

@@ -3,6 +3,8 @@
 #   chromium         Debian's Chromium, for the PWA browser tests (/usr/bin/chromium)
 #   openssl          makes the throwaway certificate of the HTTPS tests
 #   node             runs the front end's unit tests (node --test tests/js/; package nodejs)
+#   npm              installs the pinned LiteRT.js and esbuild that `make web` bundles into
+#                    pwa/static/vendor/ (package npm; Node 18 or newer)
 #   mmdebstrap       builds the extract-only arm64 sysroot for the Raspberry Pi emulation
 #   systemd-analyze  verifies the Pi's systemd units (package systemd; normally present)
 #   qemu-aarch64     qemu-user 10.x from bookworm-backports, unpacked into .cache/pi/qemu and
@@ -39,6 +41,8 @@ if command -v openssl >/dev/null; then say "openssl: ok ($(command -v openssl))"
 else say "openssl: missing"; pkgs+=(openssl); fi
 if command -v node >/dev/null; then say "node: ok ($(command -v node))"
 else say "node: missing"; pkgs+=(nodejs); fi
+if command -v npm >/dev/null; then say "npm: ok ($(command -v npm))"
+else say "npm: missing"; pkgs+=(npm); fi
 if command -v mmdebstrap >/dev/null; then say "mmdebstrap: ok ($(command -v mmdebstrap))"
 else say "mmdebstrap: missing"; pkgs+=(mmdebstrap); fi
 if command -v systemd-analyze >/dev/null; then say "systemd-analyze: ok ($(command -v systemd-analyze))"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from edge import BundleError, Classifier, ImageError, Prediction, top_k
@@ -133,6 +134,8 @@ def damage(case: str, bundle_dir: Path) -> tuple[Path, str]:
         edit_manifest(bundle_dir, lambda m: m.update(default_variant="float64"))
     elif case == "mistyped size":
         edit_manifest(bundle_dir, lambda m: m["input"].update(size="96"))
+    elif case == "batch not 1":
+        edit_manifest(bundle_dir, lambda m: m["input"].update(batch=None))
     elif case == "missing honesty file":
         (bundle_dir / "honesty.bin").unlink()
     elif case == "honesty tampered":
@@ -173,6 +176,7 @@ BAD_BUNDLES = {
     "no default variant": r"manifest.json: the field 'default_variant' is missing",
     "default variant absent": r"default_variant 'float64' is not one of its variants \(float32, float16, dynamic_int8, int8\)",
     "mistyped size": r"manifest.json: 'input.size' must be a JSON integer, got str",
+    "batch not 1": r"manifest.json: 'input.batch' is None, this runtime runs batch 1 models only: re-export",
     "other preprocessing": r"needs preprocessing 'other-v9', this runtime implements 'lesionlite-v1'",
     "unknown variant": r"unknown variant 'int4': this bundle has float32, float16, dynamic_int8, int8$",
     "missing file": r"int8.tflite is missing: re-export the bundle",
@@ -220,6 +224,16 @@ def test_every_variant_gives_seven_sorted_probabilities(variant, classifiers, ra
         assert probabilities == sorted(probabilities, reverse=True)
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
         assert all(0.0 <= p <= 1.0 for p in probabilities)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_takes_exactly_one_image_as_the_manifest_says(variant, random_bundle):
+    """A dynamic batch (-1 in the signature) is what LiteRT.js refuses; the export pins it to 1."""
+    manifest = json.loads((random_bundle / "manifest.json").read_text())
+    assert manifest["input"]["batch"] == 1
+    interpreter = Interpreter(model_path=str(random_bundle / f"{variant}.tflite"))
+    size = manifest["input"]["size"]
+    assert interpreter.get_input_details()[0]["shape_signature"].tolist() == [1, size, size, 3]
 
 
 def test_no_variant_named_runs_the_default_variant(random_bundle, tmp_path):

@@ -1,6 +1,8 @@
 """The PWA in a real browser: Debian's Chromium driven by Playwright, as a Pixel 7, against the
 real `python -m pwa` server with the untrained random bundle (the flows, not the model's answers).
-Chromium's fake camera plays a Y4M file made from a synthetic lesion photo."""
+Chromium's fake camera plays a Y4M file made from a synthetic lesion photo. These tests choose
+"On the kiosk" (the server's path); on-device classification, the default, is tested in
+tests/test_pwa_ondevice_browser.py."""
 
 from __future__ import annotations
 
@@ -109,6 +111,12 @@ def new_page(browser, phone, server, **options):
     return context, context.new_page()
 
 
+def on_the_kiosk(page) -> None:
+    """Open the app and choose the server's path instead of the on-device default."""
+    page.goto("/")
+    page.locator("#engine-kiosk").check()
+
+
 def wait_in_page(page, condition: str, timeout_s: float = TIMEOUT_MS / 1000) -> None:
     """Poll a JS condition from an evaluate call: wait_for_function polls with eval, which the CSP forbids."""
     met = page.evaluate(
@@ -172,7 +180,7 @@ def assert_page_shows(page, answer: dict) -> None:
 
 def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser, phone, server):
     context, page = new_page(browser, phone, server, permissions=["camera"])
-    page.goto("/")
+    on_the_kiosk(page)
     page.locator("#capture").wait_for(state="visible")
     wait_in_page(page, "document.querySelector('#camera-video').videoWidth > 0")
     sent = []
@@ -194,6 +202,7 @@ def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser,
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert_page_shows(page, answer)
+    assert page.locator("#result-where").inner_text().startswith("Analysed on the kiosk by model int8 (")
 
     page.locator("details.all-classes > summary").tap()
     assert page.locator("#all-classes").is_visible()
@@ -205,7 +214,7 @@ def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser,
 
 def test_file_input_fallback_when_the_camera_is_refused(browser, phone, server, photo_files):
     context, page = new_page(browser, phone, server)  # no camera permission: refused
-    page.goto("/")
+    on_the_kiosk(page)
     page.locator("#camera-status").filter(has_text="Camera permission was refused").wait_for()
     assert page.locator("#capture").is_hidden()
     assert page.locator("#camera-file").get_attribute("capture") == "environment"
@@ -222,7 +231,7 @@ def test_the_apis_refusal_is_shown_to_the_user(browser, phone, server, tmp_path)
     not_a_photo = tmp_path / "lesion.jpg"
     not_a_photo.write_text("this is a text file with a .jpg name\n")
     context, page = new_page(browser, phone, server)
-    page.goto("/")
+    on_the_kiosk(page)
     page.locator("#gallery-file").set_input_files(str(not_a_photo))
     page.locator("#error").wait_for(state="visible")
     assert page.locator("#error-text").inner_text() == (
@@ -236,7 +245,7 @@ def test_the_apis_refusal_is_shown_to_the_user(browser, phone, server, tmp_path)
 
 def test_unreachable_server_is_explained(browser, phone, server):
     context, page = new_page(browser, phone, server)
-    page.goto("/")
+    on_the_kiosk(page)
     page.route("**/api/predict", lambda route: route.abort("connectionrefused"))
     page.locator("#gallery-file").set_input_files(
         files=[{"name": "a.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff"}]
@@ -273,15 +282,16 @@ def _controlled_page(browser, phone, server, **options):
 def test_offline_reload_is_served_by_the_service_worker(browser, phone, server):
     context, page = _controlled_page(browser, phone, server)
     wait_in_page(page, "navigator.serviceWorker.controller !== null")
+    wait_in_page(page, "document.querySelector('#engine-status').textContent.includes('runs on this phone')", 60)
     context.set_offline(True)
     response = page.reload()
     assert response is not None and response.from_service_worker
     assert page.locator("h1").inner_text() == "LesionLite"
     page.locator("#offline-notice").wait_for(state="visible")
-    assert "runs on the server or kiosk" in page.locator("#offline-notice").inner_text()
-    # A page that was never cached gets the offline page, which says the same.
+    wait_in_page(page, "document.querySelector('#offline-text').textContent.includes('analysed on this phone')", 60)
+    # A page that was never cached gets the offline page, which says what works without a connection.
     page.goto("/never-visited")
-    assert "runs on the server or kiosk" in page.locator("#offline-page").inner_text()
+    assert "without a connection once it has been opened online" in " ".join(page.locator("#offline-page").inner_text().split())
     # The API is never answered from a cache.
     assert page.evaluate("fetch('/healthz').then(() => 'answered', () => 'failed')") == "failed"
     context.close()
@@ -313,6 +323,9 @@ def test_service_worker_never_caches_the_api(browser, phone, server, photo_files
         }"""
     )
     assert {"/", "/static/js/app.js", "/static/js/logic.js", "/offline.html"} <= set(cached)
+    # The runtime and the model the page used, kept for offline use: one wasm build, not both.
+    assert {"/static/vendor/litert.js", "/bundle/manifest.json", "/bundle/int8.tflite", "/bundle/honesty.bin"} <= set(cached)
+    assert len([path for path in cached if path.endswith(".wasm")]) == 1
     assert not [path for path in cached if path.startswith("/api") or path == "/healthz"]
     status, _, _ = http("GET", f"{server.base_url}/sw.js")
     assert status == 200
@@ -321,7 +334,7 @@ def test_service_worker_never_caches_the_api(browser, phone, server, photo_files
 
 def _show_status(browser, phone, server, photo: Path, status: str, screenshot: str) -> dict:
     context, page = new_page(browser, phone, server)
-    page.goto("/")
+    on_the_kiosk(page)
     page.locator("#gallery-file").set_input_files(str(photo))
     page.locator("#result-view").wait_for(state="visible")
     code, answer = post_photo(server.base_url, photo.read_bytes())

@@ -52,7 +52,9 @@ def test_the_document_lists_exactly_the_apps_api_routes_and_methods(app, documen
     }
     assert set(documented(document)) == served  # both ways
     other = {rule.rule for rule in app.url_map.iter_rules()} - {path for path, _ in served}
-    assert other == {"/", "/offline.html", "/manifest.webmanifest", "/sw.js", "/static/<path:filename>"}
+    # Pages, static files and the bundle's files for the on-device model (pwa/bundle_files.py): not API.
+    assert other == {"/", "/offline.html", "/manifest.webmanifest", "/sw.js", "/static/<path:filename>",
+                     "/bundle/<name>"}
 
 
 def test_the_document_lists_exactly_the_expected_statuses_and_upload_types(document):

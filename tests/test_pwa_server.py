@@ -56,7 +56,7 @@ def test_python_m_pwa_serves_predictions_over_real_http(server, photo, expected)
     assert (status, body["predictions"], body["disclaimer"]) == (200, expected, DISCLAIMER)
     status, headers, page = http("GET", f"{server.base_url}/")
     assert status == 200 and DISCLAIMER.encode() in page
-    assert headers["Content-Security-Policy"].startswith("default-src 'self'; script-src 'self';")
+    assert headers["Content-Security-Policy"].startswith("default-src 'self'; script-src 'self' 'wasm-unsafe-eval';")
     assert headers["Server"] == "lesionlite"
     refusal = {"error": "The photo is not an image format LesionLite reads: send a JPEG or PNG."}
     assert post_photo(server.base_url, b"hello", "image/jpeg") == (415, refusal)

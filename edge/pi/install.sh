@@ -55,6 +55,11 @@ esac
 command -v python3 >/dev/null || die "python3 not found"
 python3 -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' \
   || die "Python >= 3.11 needed (Raspberry Pi OS Bookworm has 3.11); found $(python3 -V 2>&1)"
+# The PWA's on-device runtime (LiteRT.js, pwa/static/vendor/) is built on the workstation by
+# `make web` (Node and npm) and arrives with the copied repository: a Pi never runs npm.
+VENDOR=$SRC/pwa/static/vendor
+[ -f "$VENDOR/build.json" ] \
+  || die "the web app's on-device runtime is missing ($VENDOR): run 'make web' on your workstation, then copy the repository again (see README, Raspberry Pi kiosk)"
 
 # --- 1. Debian packages (apt-get update only when something is missing) -----------------------
 pkgs=()
@@ -97,7 +102,7 @@ install -d -m 0755 "$PREFIX"
 if [ "$SRC" != "$PREFIX" ]; then
   rsync -a --delete --chmod=D755,F644 \
     --exclude=/.git --exclude=/.venv --exclude=/.cache --exclude=/bundle --exclude=/runs \
-    --exclude=/demo-data --exclude=__pycache__ --exclude='*.pyc' \
+    --exclude=/demo-data --exclude=__pycache__ --exclude='*.pyc' --exclude=node_modules \
     --exclude=.pytest_cache --exclude=.ruff_cache --exclude=.hypothesis \
     "$SRC/" "$PREFIX/"
   chmod 0755 "$PREFIX/edge/pi/install.sh"

@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  MESSAGES,
   cameraProblem,
+  engineChoice,
   failureFor,
   formatPercent,
   initialState,
@@ -14,6 +16,7 @@ import {
   resultView,
   texts,
   visibility,
+  whereToRun,
 } from "../../pwa/static/js/logic.js";
 
 const ANSWER = {
@@ -68,6 +71,8 @@ test("resultView: top three, all seven, the server's low-confidence reason, shor
   assert.deepEqual(view.all.map((p) => p.percent), ["41%", "33%", "26%", "<1%", "<1%", "<1%", "<1%"]);
   assert.equal(view.low, true);
   assert.equal(view.model, "int8 (dac5c0112233)");
+  assert.equal(view.whereText, "Analysed on the kiosk by model int8 (dac5c0112233).");
+  assert.equal(resultView({ ...ANSWER, where: "phone" }).whereText, "Analysed on this phone by model int8 (dac5c0112233).");
   assert.equal(view.announcement, "Most similar: Melanocytic nevi, 41%. Low confidence. Not a diagnosis.");
   const sure = resultView({ ...ANSWER, reasons: [], predictions: [{ code: "mel", name: "Melanoma", probability: 0.5 }] });
   assert.equal(sure.low, false);
@@ -146,6 +151,8 @@ test("a refused camera leaves the pickers and says why", () => {
     "camera-status": "Camera permission was refused. You can still take or choose a photo below.",
     "camera-file-text": "Open camera",
     "error-text": "",
+    "engine-status": "Preparing the model on this phone…",
+    "offline-text": MESSAGES.offlineKiosk,
   });
 });
 
@@ -161,4 +168,32 @@ test("importing logic.js has no side effects", async () => {
   const before = Object.keys(globalThis).sort();
   await import(`../../pwa/static/js/logic.js?again=${Date.now()}`);
   assert.deepEqual(Object.keys(globalThis).sort(), before);
+});
+
+test("on this phone by default; the kiosk when the phone's model is unavailable or the user chooses it", () => {
+  let state = initialState;
+  assert.equal(whereToRun(state), "phone"); // while loading too: the photo waits for the model
+  assert.deepEqual(engineChoice(state), { phoneChecked: true, kioskChecked: false, phoneDisabled: false });
+  const ready = reduce(state, { type: "engine-ready", variant: "int8" });
+  assert.equal(texts(ready)["engine-status"], "The model (int8) runs on this phone: photos stay here.");
+  assert.equal(texts(ready)["offline-text"], MESSAGES.offlinePhone);
+  const chosen = reduce(ready, { type: "mode-chosen", mode: "kiosk" });
+  assert.equal(whereToRun(chosen), "kiosk");
+  assert.equal(whereToRun(reduce(chosen, { type: "mode-chosen", mode: "phone" })), "phone");
+  state = reduce(state, { type: "engine-failed", message: "this browser has no WebAssembly" });
+  assert.equal(whereToRun(state), "kiosk");
+  assert.deepEqual(engineChoice(state), { phoneChecked: false, kioskChecked: true, phoneDisabled: true });
+  assert.equal(texts(state)["engine-status"],
+    "Analysing on this phone is not available (this browser has no WebAssembly): photos go to the kiosk.");
+  assert.equal(texts(state)["offline-text"], MESSAGES.offlineKiosk);
+});
+
+test("failures on the phone: an unreadable photo cannot be retried, a failed model can (on the kiosk)", () => {
+  assert.deepEqual(failureFor({ kind: "unreadable", message: "The photo is not an image." }),
+    { message: "The photo is not an image.", canRetry: false, offline: false });
+  assert.deepEqual(failureFor({ kind: "phone", message: "out of memory" }), {
+    message: "Analysing on this phone failed (out of memory). Try again: it will go to the kiosk.",
+    canRetry: true,
+    offline: false,
+  });
 });

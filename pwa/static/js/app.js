@@ -1,6 +1,7 @@
 // LesionLite front end, the entry module: wires the page to logic.js. The live camera where the
-// browser allows it, file inputs everywhere, and the server's answer from /api/predict. The
-// classifier runs on the server, never here. One render(state) decides what is visible.
+// browser allows it, file inputs everywhere, and the answer from the model on this phone
+// (onphone.js, the default where it works) or from the server's /api/predict. One
+// render(state) decides what is visible.
 
 import {
   CAPTURE_SIZE,
@@ -9,15 +10,19 @@ import {
   MESSAGES,
   REQUEST_TIMEOUT_MS,
   cameraProblem,
+  engineChoice,
   failureFor,
   initialState,
   reduce,
   texts,
   visibility,
+  whereToRun,
 } from "./logic.js";
+import { analyseOnPhone, bootOnPhone, readConfig } from "./onphone.js";
 
 const $ = (id) => document.getElementById(id);
 const page = { state: initialState, shownResult: null, stream: null, previewUrl: null, lastUpload: null };
+const config = readConfig();
 
 function dispatch(event) {
   page.state = reduce(page.state, event);
@@ -27,6 +32,10 @@ function dispatch(event) {
 function render(state) {
   for (const [id, visible] of Object.entries(visibility(state))) $(id).hidden = !visible;
   for (const [id, text] of Object.entries(texts(state))) $(id).textContent = text;
+  const choice = engineChoice(state);
+  $("engine-phone").checked = choice.phoneChecked;
+  $("engine-kiosk").checked = choice.kioskChecked;
+  $("engine-phone").disabled = choice.phoneDisabled;
   if (state.result && state.result !== page.shownResult) showResult(state.result);
   page.shownResult = state.result;
 }
@@ -115,13 +124,16 @@ async function postPhoto(blob, name) {
 async function classify(blob, name) {
   page.lastUpload = { blob, name };
   dispatch({ type: "upload-started" });
-  const outcome = await postPhoto(blob, name);
+  const where = whereToRun(page.state);
+  // On the phone the photo goes nowhere: no request carries it.
+  const outcome = where === "phone" ? await analyseOnPhone(blob, config) : await postPhoto(blob, name);
   if (outcome.ok) {
     stopCamera(); // the camera light goes off while the result is read
     setPreview(blob);
-    dispatch({ type: "prediction-received", result: outcome.body });
+    dispatch({ type: "prediction-received", result: { ...outcome.body, where } });
     return;
   }
+  if (outcome.kind === "phone") dispatch({ type: "engine-failed", message: outcome.message });
   dispatch({ type: "prediction-failed", failure: failureFor(outcome) });
   if (!page.stream) startCamera();
 }
@@ -151,6 +163,8 @@ function showResult(view) {
   $("top3").replaceChildren(...view.top.map(barRow));
   $("all-classes").replaceChildren(...view.all.map(tableRow));
   $("model-variant").textContent = view.model;
+  $("result-where").textContent = view.whereText;
+  $("result-where").dataset.where = view.where;
   $("disclaimer").textContent = view.disclaimer;
   $("result-heading").focus();
   $("announcer").textContent = view.announcement;
@@ -196,10 +210,12 @@ function retake() {
 
 // --- Start ----------------------------------------------------------------------------------
 
+// Resolves to the registration, or null where there is none (insecure context, or refused).
 function registerServiceWorker() {
-  if (!("serviceWorker" in navigator)) return; // insecure context: no offline shell, still works
-  navigator.serviceWorker.register("/sw.js").catch((err) => {
+  if (!("serviceWorker" in navigator)) return Promise.resolve(null); // insecure context: no offline shell, still works
+  return navigator.serviceWorker.register("/sw.js").catch((err) => {
     console.warn("LesionLite: service worker not registered, no offline page:", err);
+    return null;
   });
 }
 
@@ -212,8 +228,15 @@ function start() {
   $("error-retry").addEventListener("click", () => page.lastUpload && classify(page.lastUpload.blob, page.lastUpload.name));
   window.addEventListener("online", checkServer);
   window.addEventListener("offline", () => dispatch({ type: "server-checked", ok: false }));
+  for (const id of ["engine-phone", "engine-kiosk"]) {
+    $(id).addEventListener("change", (event) => dispatch({ type: "mode-chosen", mode: event.target.value }));
+  }
   render(page.state);
-  registerServiceWorker();
+  const registration = registerServiceWorker();
+  bootOnPhone(config, registration).then(
+    (variant) => dispatch({ type: "engine-ready", variant }),
+    (err) => dispatch({ type: "engine-failed", message: err.message }),
+  );
   checkServer();
   startCamera();
 }

@@ -10,8 +10,8 @@ export const REQUEST_TIMEOUT_MS = 30_000; // a predict request with no answer by
 
 export const MESSAGES = {
   unreachable:
-    "Cannot reach the LesionLite server. The classifier runs on the server or kiosk, not on this " +
-    "phone: check you are on the same Wi-Fi as the kiosk, then try again.",
+    "Cannot reach the LesionLite server. Check you are on the same Wi-Fi as the kiosk, then try " +
+    "again, or choose to analyse photos on this phone.",
   timeout: (ms) =>
     `The server did not answer within ${Math.round(ms / 1000)} s. It may be busy, or the Wi-Fi ` +
     "weak: try again.",
@@ -20,7 +20,18 @@ export const MESSAGES = {
   tooLarge: "The photo is too large for the server. Choose a smaller one.",
   cameraApp: "Use the phone's camera app",
   openCamera: "Open camera",
+  offlineKiosk:
+    "No connection to the LesionLite server. This phone cannot analyse photos itself yet: join the " +
+    "same Wi-Fi as the kiosk (or start the server) and try again.",
+  offlinePhone: "No connection to the LesionLite server: photos are analysed on this phone, which needs none.",
+  engineLoading: "Preparing the model on this phone…",
+  engineReady: (variant) => `The model (${variant}) runs on this phone: photos stay here.`,
+  phoneFailed: (why) => `Analysing on this phone failed (${why}). Try again: it will go to the kiosk.`,
+  engineUnavailable: (why) => `Analysing on this phone is not available (${why}): photos go to the kiosk.`,
 };
+
+// Where a photo is analysed: the phone's own copy of the model, or the server (kiosk).
+export const WHERE = { phone: "on this phone", kiosk: "on the kiosk" };
 
 // A model is never certain: the ends of the scale read "<1%" and ">99%", never 0% or 100%.
 export function formatPercent(probability) {
@@ -45,10 +56,15 @@ export function cameraProblem(name) {
   }
 }
 
-// What a failed predict request means for the user. outcome: {kind: "timeout"} | {kind:
-// "network"} | {kind: "http", status, statusText, body}. Returns {message, canRetry, offline}.
+// What a failed analysis means for the user. outcome: {kind: "timeout"} | {kind: "network"} |
+// {kind: "http", status, statusText, body} | {kind: "unreadable" | "phone", message}.
+// Returns {message, canRetry, offline}.
 export function failureFor(outcome, timeoutMs = REQUEST_TIMEOUT_MS) {
   if (outcome.kind === "timeout") return { message: MESSAGES.timeout(timeoutMs), canRetry: true, offline: false };
+  // On the phone: {kind: "unreadable", message} for a photo the browser cannot decode (the
+  // server's own words for it), {kind: "phone", message} when the on-device model failed.
+  if (outcome.kind === "unreadable") return { message: outcome.message, canRetry: false, offline: false };
+  if (outcome.kind === "phone") return { message: MESSAGES.phoneFailed(outcome.message), canRetry: true, offline: false };
   if (outcome.kind === "network") return { message: MESSAGES.unreachable, canRetry: true, offline: true };
   const { status, statusText, body } = outcome;
   let message = body?.error;
@@ -76,6 +92,7 @@ export function resultView(result) {
     barWidth: `${(p.probability * 100).toFixed(1)}%`,
   });
   const [top] = result.predictions;
+  const model = `${result.model.variant} (${result.model.sha256.slice(0, 12)})`;
   const codes = new Set(result.reasons.map((r) => r.code));
   const status = result.status;
   const low = codes.has("low_confidence");
@@ -95,7 +112,9 @@ export function resultView(result) {
     all: result.predictions.map(row),
     low,
     melanomaRisk,
-    model: `${result.model.variant} (${result.model.sha256.slice(0, 12)})`,
+    model,
+    where: result.where,
+    whereText: `Analysed ${WHERE[result.where] ?? WHERE.kiosk} by model ${model}.`,
     disclaimer: result.disclaimer,
     announcement: announce + "Not a diagnosis.",
   };
@@ -112,7 +131,15 @@ export const initialState = Object.freeze({
   result: null, // a resultView
   offline: false,
   hasUpload: false,
+  engine: "loading", // the on-device model: "loading" | "ready" | "unavailable"
+  engineMessage: "",
+  mode: "phone", // where the user wants photos analysed: on-device is the default
 });
+
+// "phone" or "kiosk": the user's choice while the on-device model can be had, else the server.
+export function whereToRun(state) {
+  return state.mode === "phone" && state.engine !== "unavailable" ? "phone" : "kiosk";
+}
 
 export function reduce(state, event) {
   switch (event.type) {
@@ -136,6 +163,12 @@ export function reduce(state, event) {
       return state.result ? { ...state, result: { ...state.result, outputHidden: false } } : state;
     case "server-checked":
       return { ...state, offline: !event.ok };
+    case "engine-ready":
+      return { ...state, engine: "ready", engineMessage: MESSAGES.engineReady(event.variant) };
+    case "engine-failed":
+      return { ...state, engine: "unavailable", engineMessage: MESSAGES.engineUnavailable(event.message) };
+    case "mode-chosen":
+      return { ...state, mode: event.mode };
     default:
       throw new Error(`unknown event ${event.type}`);
   }
@@ -168,5 +201,13 @@ export function texts(state) {
     "camera-status": state.cameraMessage,
     "camera-file-text": cameraWorked ? MESSAGES.cameraApp : MESSAGES.openCamera,
     "error-text": state.error?.message ?? "",
+    "engine-status": state.engine === "loading" ? MESSAGES.engineLoading : state.engineMessage,
+    "offline-text": state.engine === "ready" ? MESSAGES.offlinePhone : MESSAGES.offlineKiosk,
   };
+}
+
+// The where-to-analyse choice as render() applies it.
+export function engineChoice(state) {
+  const where = whereToRun(state);
+  return { phoneChecked: where === "phone", kioskChecked: where === "kiosk", phoneDisabled: state.engine === "unavailable" };
 }

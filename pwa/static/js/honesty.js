@@ -1,0 +1,158 @@
+// The model's raw outputs to an honest answer, as edge/classifier.py and edge/honesty.py decide
+// it on the server: dequantize, renormalize, measure the photo's quality, score how unlike the
+// training lesions it is, then ok / unsure / retake with the reasons. Every threshold comes
+// from the bundle (manifest "honesty" + honesty.bin); every message text from the server
+// (edge/honesty.py MESSAGES, passed in). Pure: node --test runs it (tests/js/honesty.test.mjs).
+
+export const MELANOMA = "mel";
+// edge/quality.py: ITU-R BT.601 luma weights, the clipped-highlight level, the contrast floor.
+const LUMA = [0.299, 0.587, 0.114].map(Math.fround);
+const CLIPPED_LUMA = 250;
+const CONTRAST_FLOOR = 1;
+
+// (q - zero_point) * scale in float32, as numpy computes it (edge/classifier.py dequantize).
+export function dequantize(values, quantization) {
+  const scale = Math.fround(quantization.scale);
+  return Float32Array.from(values, (q) => Math.fround((q - quantization.zero_point) * scale));
+}
+
+// Raw output to probabilities that sum to 1 (quantized softmax outputs drift off 1).
+export function toProbabilities(raw, quantization) {
+  const values = Array.from(quantization ? dequantize(raw, quantization) : raw, (v) => Math.max(v, 0));
+  const total = values.reduce((sum, v) => sum + v, 0);
+  return total > 0 ? values.map((v) => v / total) : values.map(() => 1 / values.length);
+}
+
+export function features(raw, quantization) {
+  return quantization ? dequantize(raw, quantization) : Float32Array.from(raw);
+}
+
+// Raw pixels in the input tensor's dtype (edge/classifier.py quantize_input). LiteRT.js has
+// float32 and uint8 tensors only; an int8-input model is refused before it gets here.
+export function quantizeInput(pixels, dtype, quantization) {
+  if (dtype === "float32") return Float32Array.from(pixels);
+  if (dtype !== "uint8") throw new Error(`input dtype ${dtype} is not supported on this phone`);
+  const { scale = 0, zero_point: zeroPoint = 0 } = quantization ?? {};
+  if (scale === 0 || (scale === 1 && zeroPoint === 0)) return pixels;
+  return Uint8Array.from(pixels, (p) => Math.min(Math.max(Math.round(p / scale + zeroPoint), 0), 255));
+}
+
+// Luma in float32 as numpy's float32 product does it, so a pixel on the clipped level is
+// counted the same here and on the server.
+function lumaOf(pixels, i) {
+  const r = Math.fround(pixels[i] * LUMA[0]);
+  const g = Math.fround(pixels[i + 1] * LUMA[1]);
+  const b = Math.fround(pixels[i + 2] * LUMA[2]);
+  return Math.fround(Math.fround(r + g) + b);
+}
+
+function variance(values) {
+  const mean = values.reduce((sum, v) => sum + v, 0) / values.length;
+  return values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / values.length;
+}
+
+// edge/quality.py measure(): brightness, clipped share and sharpness of one size x size image.
+export function measureQuality(pixels, size) {
+  const luma = new Float64Array(size * size);
+  for (let p = 0; p < luma.length; p++) luma[p] = lumaOf(pixels, p * 3);
+  const laplacian = [];
+  for (let y = 1; y < size - 1; y++) {
+    for (let x = 1; x < size - 1; x++) {
+      const at = y * size + x;
+      laplacian.push(luma[at - size] + luma[at + size] + luma[at - 1] + luma[at + 1] - 4 * luma[at]);
+    }
+  }
+  const all = Array.from(luma);
+  return {
+    brightness: all.reduce((sum, v) => sum + v, 0) / all.length,
+    clipped: all.filter((v) => v >= CLIPPED_LUMA).length / all.length,
+    sharpness: variance(laplacian) / (variance(all) + CONTRAST_FLOOR),
+  };
+}
+
+// honesty.bin's little-endian float32 arrays, as {name: {shape, values: Float64Array}}.
+export function unpackHonesty(buffer, layout) {
+  const view = new DataView(buffer);
+  const arrays = {};
+  for (const [name, { offset, shape }] of Object.entries(layout)) {
+    const count = shape.reduce((n, d) => n * d, 1);
+    if (offset + 4 * count > buffer.byteLength) {
+      throw new Error(`honesty.bin: ${buffer.byteLength} bytes, but array ${name} ends at byte ${offset + 4 * count}`);
+    }
+    const values = new Float64Array(count);
+    for (let i = 0; i < count; i++) values[i] = view.getFloat32(offset + 4 * i, true);
+    arrays[name] = { shape, values };
+  }
+  return arrays;
+}
+
+// vector (n) times matrix (n x m), row-major, in float64.
+function times(vector, { shape: [n, m], values }) {
+  const out = new Float64Array(m);
+  for (let i = 0; i < n; i++) {
+    const v = vector[i];
+    if (v === 0) continue;
+    for (let j = 0; j < m; j++) out[j] += v * values[i * m + j];
+  }
+  return out;
+}
+
+export function mahalanobis(featureValues, arrays) {
+  const whitened = times(featureValues, arrays.whitening);
+  const [classes, width] = arrays.whitened_means.shape;
+  let best = Infinity;
+  for (let c = 0; c < classes; c++) {
+    let distance = 0;
+    for (let j = 0; j < width; j++) distance += (whitened[j] - arrays.whitened_means.values[c * width + j]) ** 2;
+    best = Math.min(best, distance);
+  }
+  return best;
+}
+
+export function energy(featureValues, arrays) {
+  const logits = times(featureValues, arrays.dense_kernel).map((v, j) => v + arrays.dense_bias.values[j]);
+  const top = Math.max(...logits);
+  return -(top + Math.log(logits.reduce((sum, v) => sum + Math.exp(v - top), 0)));
+}
+
+// The score the bundle chose (manifest honesty.ood.score); higher means less like the training lesions.
+export function oodScore(name, featureValues, probabilities, arrays) {
+  if (name === "mahalanobis") return mahalanobis(featureValues, arrays);
+  if (name === "msp") return 1 - Math.max(...probabilities);
+  if (name === "energy") return energy(featureValues, arrays);
+  throw new Error(`OOD score ${name} is not one this page computes (mahalanobis, msp, energy)`);
+}
+
+// Every class, most probable first; ties keep label order (edge/classifier.py top_k).
+export function rank(probabilities, labels) {
+  return labels
+    .map((label, i) => ({ code: label.code, name: label.name, probability: probabilities[i], i }))
+    .sort((a, b) => b.probability - a.probability || a.i - b.i)
+    .map(({ code, name, probability }) => ({ code, name, probability }));
+}
+
+function qualityReasons(measured, limits) {
+  const codes = [];
+  if (measured.brightness < limits.brightness_min) codes.push("too_dark");
+  if (measured.brightness > limits.brightness_max || measured.clipped > limits.clipped_max) codes.push("too_bright");
+  if (measured.sharpness < limits.sharpness_min) codes.push("blurry");
+  return codes;
+}
+
+// edge/honesty.py Honesty.decide(): {status, reasons, predictions, checks}. `honesty` is the
+// manifest's honesty section, `messages` the server's texts by reason code.
+export function decide({ pixels, size, probabilities, featureValues, labels, honesty, arrays, messages }) {
+  const measured = measureQuality(pixels, size);
+  const score = oodScore(honesty.ood.score, featureValues, probabilities, arrays);
+  const checks = { ...measured, ood_score: score, ood_threshold: honesty.ood.threshold };
+  const reason = (code) => ({ code, message: messages[code] });
+  const answer = (status, codes) => ({ status, reasons: codes.map(reason), predictions: rank(probabilities, labels), checks });
+  const retake = qualityReasons(measured, honesty.quality);
+  if (retake.length) return answer("retake", retake);
+  if (score > honesty.ood.threshold) return answer("unsure", ["out_of_distribution"]);
+  const codes = [];
+  if (Math.max(...probabilities) < honesty.low_confidence_below) codes.push("low_confidence");
+  const melanoma = labels.findIndex((label) => label.code === MELANOMA);
+  if (probabilities[melanoma] >= honesty.melanoma.threshold) codes.push("melanoma_risk");
+  return answer("ok", codes);
+}
