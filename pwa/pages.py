@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, render_template, send_from_directory
 
 from edge.labels import DISCLAIMER
+from pwa import camera_api
 
 bp = Blueprint("pages", __name__)
 
@@ -23,6 +24,8 @@ VERSION_TOKEN = "__SHELL_VERSION__"
 
 @bp.get("/")
 def index():
+    if camera_api.wants_kiosk_page():  # the server's camera, asked for from the machine itself
+        return camera_api.kiosk_page()
     return render_template("index.html", disclaimer=DISCLAIMER)
 
 
