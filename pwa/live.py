@@ -63,7 +63,7 @@ class LiveCamera:
         self._stopping = threading.Event()
         self._preview: tuple[int, bytes] = (0, b"")
         self._preview_lock = threading.Lock()
-        self._fps = 0.0
+        self._mean_interval = 0.0  # seconds between frames, averaged
         self.viewers = 0
         self._thread = threading.Thread(target=self._grab_loop, name="lesionlite-camera", daemon=True)
 
@@ -91,8 +91,9 @@ class LiveCamera:
             if rgb is not None:
                 now = time.monotonic()
                 previous = self._frame
-                if previous is not None and now > previous.at:
-                    self._fps = 0.9 * self._fps + 0.1 / (now - previous.at) if self._fps else 1 / (now - previous.at)
+                if previous is not None:  # a moving average of the intervals, not of their inverses
+                    interval = now - previous.at
+                    self._mean_interval = 0.9 * self._mean_interval + 0.1 * interval if self._mean_interval else interval
                 self._frame = Frame((previous.seq if previous else 0) + 1, rgb, now)
             self._changed.notify_all()
 
@@ -152,7 +153,8 @@ class LiveCamera:
     def status(self) -> dict:
         """What GET /api/camera reports: backend, source, frame size, measured rate, viewers, error."""
         with self._changed:
-            frame, error, fps, viewers = self._frame, self._error, self._fps, self.viewers
+            frame, error, viewers = self._frame, self._error, self.viewers
+            fps = 1 / self._mean_interval if self._mean_interval else 0.0
         age = None if frame is None else time.monotonic() - frame.at
         if error is None and (frame is None or age > FRAME_TIMEOUT_S):
             error = "the camera has given no frame yet" if frame is None else f"no frame for {age:.0f} s"
