@@ -5,6 +5,7 @@
 #   node             runs the front end's unit tests (node --test tests/js/; package nodejs)
 #   mmdebstrap       builds the extract-only arm64 sysroot for the Raspberry Pi emulation
 #   systemd-analyze  verifies the Pi's systemd units (package systemd; normally present)
+#   ShellCheck       lints the Pi installer and this script (package shellcheck)
 #   qemu-aarch64     qemu-user 10.x from bookworm-backports, unpacked into .cache/pi/qemu and
 #                    never installed system-wide (bookworm's own qemu 7.2 segfaults in
 #                    ai-edge-litert >= 2.2; no binfmt handler is registered either way)
@@ -43,6 +44,8 @@ if command -v mmdebstrap >/dev/null; then say "mmdebstrap: ok ($(command -v mmde
 else say "mmdebstrap: missing"; pkgs+=(mmdebstrap); fi
 if command -v systemd-analyze >/dev/null; then say "systemd-analyze: ok ($(command -v systemd-analyze))"
 else say "systemd-analyze: missing"; pkgs+=(systemd); fi
+if command -v shellcheck >/dev/null; then say "shellcheck: ok ($(command -v shellcheck))"
+else say "shellcheck: missing"; pkgs+=(shellcheck); fi
 qv=$(qemu_version)
 if [ -n "$qv" ] && [ "${qv%%.*}" -ge "$QEMU_MIN_MAJOR" ]; then say "qemu-aarch64: ok ($qv, $QEMU_BIN)"
 else say "qemu-aarch64: missing (need >= $QEMU_MIN_MAJOR from $BACKPORTS in $QEMU_BIN; found '${qv:-none}')"
@@ -83,7 +86,7 @@ debian_mirror() {
   done
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [ -f "$f" ] || continue
-    m=$(sed -nE "s/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+)[[:space:]]+$SUITE[[:space:]].*/\2/p" "$f" | head -n1)
+    m=$(sed -nE "s/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+)[[:space:]]+${SUITE}[[:space:]].*/\2/p" "$f" | head -n1)
     if [ -n "$m" ]; then echo "$m"; return; fi
   done
   echo "http://deb.debian.org/debian"
