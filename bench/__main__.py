@@ -2,11 +2,13 @@
     python -m bench edge runs/demo/bundle --data demo-data --split runs/demo/split.csv --threads 1,2
     python -m bench serving runs/demo/bundle --variants int8 float32 --requests 200
     python -m bench training --data demo-data --config demo
+    python -m bench camera runs/demo/bundle --device camera.avi --variants int8 float32
 
 LesionLite's benchmarks: `edge` measures every variant of a bundle with the LiteRT interpreter,
-`serving` load-tests the PWA server, `training` the training input pipeline. `edge` and `serving`
-run without TensorFlow (a Raspberry Pi); `bench edge --data` also needs training/data.py's and
-training/split.py's dependencies. `python -m bench SUBCOMMAND --help` lists each one's options.
+`serving` load-tests the PWA server, `camera` the server camera's capture and preview, `training`
+the training input pipeline. `edge`, `serving` and `camera` run without TensorFlow (a Raspberry
+Pi); `bench edge --data` also needs training/data.py's and training/split.py's dependencies.
+`python -m bench SUBCOMMAND --help` lists each one's options.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import ArgumentParser, edge, keras_baseline, serving, training
+from bench import ArgumentParser, camera, edge, keras_baseline, serving, training
 from edge.errors import run_cli
 
 PROG = "python -m bench"
@@ -28,10 +30,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,training}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,camera,training}")
     for name, module, summary in (
         ("edge", edge, "benchmark every variant of a bundle with the LiteRT interpreter"),
         ("serving", serving, "load-test the PWA server with concurrent clients"),
+        ("camera", camera, "the server camera: capture-to-answer latency, preview rate and CPU"),
         ("training", training, "benchmark the training input pipeline and one training step"),
     ):
         command = commands.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
