@@ -132,6 +132,7 @@ def serve(app, args: argparse.Namespace) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a kiosk operator stops it
             server.serve()
     finally:
+        camera_api.close(app)  # first: it ends the preview streams that hold server threads
         server.stop()
 
 
