@@ -3,12 +3,14 @@
     python -m bench serving runs/demo/bundle --variants int8 float32 --requests 200
     python -m bench training --data demo-data --config demo
     python -m bench browser runs/demo/bundle --variants int8 float32
+    python -m bench camera runs/demo/bundle --device camera.avi --variants int8 float32
 
 LesionLite's benchmarks: `edge` measures every variant of a bundle with the LiteRT interpreter,
-`serving` load-tests the PWA server, `training` the training input pipeline, `browser` the
-on-device path (LiteRT.js in Chromium) against the interpreter. `edge` and `serving`
-run without TensorFlow (a Raspberry Pi); `bench edge --data` also needs training/data.py's and
-training/split.py's dependencies. `python -m bench SUBCOMMAND --help` lists each one's options.
+`serving` load-tests the PWA server, `camera` the server camera's capture and preview, `training`
+the training input pipeline, `browser` the on-device path (LiteRT.js in Chromium) against the
+interpreter. `edge`, `serving` and `camera` run without TensorFlow (a Raspberry Pi); `bench edge
+--data` also needs training/data.py's and training/split.py's dependencies.
+`python -m bench SUBCOMMAND --help` lists each one's options.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import ArgumentParser, browser, edge, keras_baseline, serving, training
+from bench import ArgumentParser, browser, camera, edge, keras_baseline, serving, training
 from edge.errors import run_cli
 
 PROG = "python -m bench"
@@ -30,10 +32,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,training,browser}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,camera,training,browser}")
     for name, module, summary in (
         ("edge", edge, "benchmark every variant of a bundle with the LiteRT interpreter"),
         ("serving", serving, "load-test the PWA server with concurrent clients"),
+        ("camera", camera, "the server camera: capture-to-answer latency, preview rate and CPU"),
         ("training", training, "benchmark the training input pipeline and one training step"),
         ("browser", browser, "on-device classification in Chromium (LiteRT.js) against the interpreter"),
     ):

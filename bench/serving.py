@@ -63,8 +63,8 @@ class ServerProcess:
     """`python -m pwa` on 127.0.0.1 with an OS-chosen port; its stderr goes to a temporary file,
     so a chatty server never blocks on a full pipe and a failed start can say why."""
 
-    def __init__(self, bundle_dir: str, variant: str, threads: int | None):
-        command = [sys.executable, "-m", "pwa", "--bundle", bundle_dir, "--variant", variant, "--port", "0"]
+    def __init__(self, bundle_dir: str, variant: str, threads: int | None, extra_args: tuple[str, ...] = ()):
+        command = [sys.executable, "-m", "pwa", "--bundle", bundle_dir, "--variant", variant, "--port", "0", *extra_args]
         if threads:
             command += ["--threads", str(threads)]
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()

@@ -62,10 +62,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Config keys (defaults below): BUNDLE (bundle folder, required), VARIANT (None: the bundle's
     default_variant), THREADS (LiteRT threads; None lets LiteRT choose), MAX_CONTENT_LENGTH
     (upload bytes; larger bodies get a JSON 413), MAX_PIXELS (decoded image size), CORS_ORIGINS
-    (cross-origin callers allowed on /api; none means same-origin only).
+    (cross-origin callers allowed on /api; none means same-origin only); CAMERA, CAMERA_ALLOW_REMOTE
+    and KIOSK_IDLE_S (the server's own camera and the kiosk page: pwa/camera_api.py).
 
     Raises:
         edge.BundleError: the bundle is missing, corrupt or inconsistent (message says which).
+        edge.errors.CameraError: the named CAMERA cannot be opened.
     """
     app = Flask(__name__)
     app.request_class = InMemoryRequest
@@ -80,11 +82,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from pwa import api, bundle_files, errors, oversize, pages, precompressed
+    from pwa import api, bundle_files, camera_api, errors, oversize, pages, precompressed
 
     api.init_app(app)
     bundle_files.init_app(app, app.config["BUNDLE"], api.classifier_of(app).manifest)
     precompressed.init_app(app)
+    camera_api.init_app(app)
     oversize.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -3,10 +3,14 @@
 Example usage:
     python -m pwa --bundle runs/demo/bundle
     python -m pwa --bundle runs/demo/bundle --host 0.0.0.0 --port 8443 --cert kiosk.crt --key kiosk.key
+    python -m pwa --bundle runs/demo/bundle --camera auto --kiosk-idle 60     # a Pi kiosk's own camera
 
 Phones get the live camera only over HTTPS (or on localhost); over plain HTTP on a LAN the page
 falls back to the phone's own camera app through a file input. --cert/--key serve HTTPS with
 cheroot's TLS adapter; a reverse proxy such as Caddy in front of plain HTTP works too.
+--camera gives the server a camera of its own (a Pi's Camera Module, which no browser can open):
+the page opened on the machine itself becomes the kiosk page, with its live preview; phones on
+the network keep using their own camera and are refused the server's.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import socket
 import sys
 
 from edge.errors import UsageError, run_cli
-from pwa import create_app
+from pwa import camera_api, create_app
 from pwa.server import build_server
 
 PROG = "python -m pwa"
@@ -46,10 +50,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-upload-mb", type=float, default=20, help="largest upload accepted, in MB"
     )
+    add_camera_arguments(parser)
     args = parser.parse_args(argv)
     if bool(args.cert) != bool(args.key):
         parser.error("--cert and --key go together")
     return args
+
+
+def non_negative_seconds(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {value}")
+    return value
+
+
+def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--camera", default=None, metavar="auto|picamera2|opencv|DEVICE",
+        help="a camera on the server for the kiosk page: auto (the Camera Module via Picamera2, else "
+        "OpenCV's camera 0, else none), picamera2, opencv, or an OpenCV device: a number, video file "
+        "or stream URL (default: none)",
+    )
+    parser.add_argument("--camera-allow-remote", action="store_true",
+                        help="let other machines use the server's camera API (default: this machine only)")
+    parser.add_argument("--kiosk-idle", type=non_negative_seconds, default=60, metavar="SECONDS",
+                        help="the kiosk page returns from a result to the camera after this long untouched (0: never)")
 
 
 def lan_addresses(host: str) -> list[str]:
@@ -77,8 +102,19 @@ def main(argv: list[str] | None = None) -> int:
             "THREADS": args.threads,
             "MAX_CONTENT_LENGTH": int(args.max_upload_mb * 1024 * 1024),
             "CORS_ORIGINS": args.cors_origin,
+            "CAMERA": args.camera,
+            "CAMERA_ALLOW_REMOTE": args.camera_allow_remote,
+            "KIOSK_IDLE_S": args.kiosk_idle,
         }
     )
+    try:
+        serve(app, args)
+    finally:
+        camera_api.close(app)
+    return 0
+
+
+def serve(app, args: argparse.Namespace) -> None:
     server = build_server(app, args.host, args.port, args.cert, args.key)
     try:
         server.prepare()  # binds the socket
@@ -88,13 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     scheme = "https" if args.cert else "http"
     for address in lan_addresses(args.host):
         print(f"LesionLite serving at {scheme}://{address}:{port}/", flush=True)
+    camera = camera_api.description(app)
+    if camera:
+        print(f"Server camera: {camera}; the kiosk page is http://localhost:{port}/ on this machine", flush=True)
     print("A triage and teaching aid, not a diagnosis. Ctrl-C stops.", flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a kiosk operator stops it
             server.serve()
     finally:
+        camera_api.close(app)  # first: it ends the preview streams that hold server threads
         server.stop()
-    return 0
 
 
 if __name__ == "__main__":

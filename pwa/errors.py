@@ -1,7 +1,7 @@
 """Error responses: every /api answer is JSON {"error": "..."} with a specific message; never a traceback.
 
-The one place where errors become HTTP statuses: edge.preprocess's typed image errors, Werkzeug's
-404/405/413, and the 500 that only a bug reaches.
+The one place where errors become HTTP statuses: edge.preprocess's typed image errors, the server
+camera's CameraError (503), Werkzeug's 404/405/413, and the 500 that only a bug reaches.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from edge.errors import ImageError, ImageTooLargeError, UnsupportedImageError
+from edge.errors import CameraError, ImageError, ImageTooLargeError, UnsupportedImageError
 from pwa import oversize
 
 # Most specific first; ImageError itself covers CorruptImageError and a missing photo.
@@ -20,6 +20,7 @@ INTERNAL_ERROR = "Internal server error: the photo was not classified. Try again
 def init_app(app: Flask) -> None:
     app.register_error_handler(ImageError, _image_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(CameraError, _camera_error)
     # Reached only by a bug: the tests show no input gets here. No details leak to the client.
     app.register_error_handler(500, _internal_error)
 
@@ -45,6 +46,10 @@ def _error(status: int, message: str):
 
 def _image_error(err: ImageError):
     return _error(status_for(err), str(err))
+
+
+def _camera_error(err: CameraError):
+    return _error(503, f"The camera is not working: {err}.")
 
 
 def _http_error(err: HTTPException):

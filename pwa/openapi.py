@@ -13,7 +13,7 @@ from flask import Flask
 
 from edge.honesty import MESSAGES, STATUSES
 from edge.labels import CODES, DISCLAIMER
-from pwa import api, errors
+from pwa import api, camera_openapi, errors
 
 _ERROR = {
     "type": "object",
@@ -145,6 +145,7 @@ SCHEMAS = {
     "ModelInfo": _MODEL_INFO,
     "Disclaimer": _DISCLAIMER,
     "Health": _HEALTH,
+    **camera_openapi.SCHEMAS,
 }
 BLUEPRINT = "api"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Flask answers these itself on every route
@@ -194,7 +195,7 @@ def _predict_operation(limit_mb: str) -> dict:
 
 def _operations(limit_mb: str) -> dict[str, dict]:
     """The words for each endpoint of the api blueprint, keyed by endpoint name."""
-    return {
+    return camera_openapi.operations() | {
         "api.predict": _predict_operation(limit_mb),
         "api.model": {
             "summary": "The loaded model: labels, variant, input size and measured metrics",

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, render_template, send_from_d
 from edge.honesty import MESSAGES
 from edge.labels import DISCLAIMER
 from edge.preprocess import UNSUPPORTED
-from pwa import api, bundle_files
+from pwa import api, bundle_files, camera_api
 
 bp = Blueprint("pages", __name__)
 
@@ -34,6 +34,8 @@ VENDOR_BUILD = "build.json"
 
 @bp.get("/")
 def index():
+    if camera_api.wants_kiosk_page():  # the server's camera, asked for from the machine itself
+        return camera_api.kiosk_page()
     return render_template("index.html", disclaimer=DISCLAIMER, ondevice=ondevice_config())
 
 

@@ -7,6 +7,7 @@
 #                    pwa/static/vendor/ (package npm; Node 18 or newer)
 #   mmdebstrap       builds the extract-only arm64 sysroot for the Raspberry Pi emulation
 #   systemd-analyze  verifies the Pi's systemd units (package systemd; normally present)
+#   ShellCheck       lints the Pi installer and this script (package shellcheck)
 #   qemu-aarch64     qemu-user 10.x from bookworm-backports, unpacked into .cache/pi/qemu and
 #                    never installed system-wide (bookworm's own qemu 7.2 segfaults in
 #                    ai-edge-litert >= 2.2; no binfmt handler is registered either way)
@@ -47,6 +48,8 @@ if command -v mmdebstrap >/dev/null; then say "mmdebstrap: ok ($(command -v mmde
 else say "mmdebstrap: missing"; pkgs+=(mmdebstrap); fi
 if command -v systemd-analyze >/dev/null; then say "systemd-analyze: ok ($(command -v systemd-analyze))"
 else say "systemd-analyze: missing"; pkgs+=(systemd); fi
+if command -v shellcheck >/dev/null; then say "shellcheck: ok ($(command -v shellcheck))"
+else say "shellcheck: missing"; pkgs+=(shellcheck); fi
 qv=$(qemu_version)
 if [ -n "$qv" ] && [ "${qv%%.*}" -ge "$QEMU_MIN_MAJOR" ]; then say "qemu-aarch64: ok ($qv, $QEMU_BIN)"
 else say "qemu-aarch64: missing (need >= $QEMU_MIN_MAJOR from $BACKPORTS in $QEMU_BIN; found '${qv:-none}')"

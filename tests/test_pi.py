@@ -30,7 +30,7 @@ KIOSK_DESKTOP = PI / "lesionlite-kiosk.desktop"
 INSTALLER = PI / "install.sh"
 SERVER_COMMAND = (
     "/opt/lesionlite/.venv/bin/python -m pwa --bundle /opt/lesionlite/bundle "
-    "--host 0.0.0.0 --port 8000"
+    "--host 0.0.0.0 --port 8000 --camera auto"
 )
 KIOSK_URL = "http://localhost:8000/"
 EMULATION_TIMEOUT = 600
@@ -97,6 +97,15 @@ def test_server_unit_runs_the_pwa_cli_as_specified():
         assert unit_values(SERVER_UNIT, key) == [value], key
     (memory_max,) = unit_values(SERVER_UNIT, "MemoryMax")
     assert re.fullmatch(r"\d+M", memory_max) and 256 <= int(memory_max[:-1]) <= 1024, memory_max
+
+
+def test_server_unit_reaches_the_camera_devices_and_nothing_else():
+    assert unit_values(SERVER_UNIT, "PrivateDevices") == ["no"]  # yes would hide /dev/video* and /dev/media*
+    assert unit_values(SERVER_UNIT, "DevicePolicy") == ["closed"]
+    assert unit_values(SERVER_UNIT, "DeviceAllow") == ["char-video4linux rw", "char-media rw", "char-dma_heap rw"]
+    assert unit_values(SERVER_UNIT, "SupplementaryGroups") == ["video"]
+    (families,) = unit_values(SERVER_UNIT, "RestrictAddressFamilies")
+    assert families.split() == ["AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"]  # netlink: libcamera's udev watch
 
 
 def test_server_unit_passes_systemd_analyze_verify(tmp_path):
@@ -170,10 +179,9 @@ def test_shell_scripts_parse(script):
     proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "set -euo pipefail" in script.read_text()
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck:  # optional: not installed by the project
-        proc = subprocess.run([shellcheck, "-S", "warning", str(script)], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stdout
+    shellcheck = require("shellcheck")  # installed by scripts/install-system-deps.sh
+    proc = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
 
 
 def test_pi_installer_installs_edge_requirements_only():
@@ -196,6 +204,17 @@ def test_pi_installer_rejects_wrong_arguments_before_touching_anything(args, mes
     assert message in proc.stderr, proc.stderr
     if args != ["/nonexistent-bundle"]:
         assert "usage:" in proc.stderr
+
+
+def test_pi_installer_prepares_the_camera():
+    text = INSTALLER.read_text()
+    assert 'usermod -a -G video "$SERVICE_USER"' in text
+    assert "rpicam-hello" in text and "libcamera-hello" in text and "--list-cameras" in text
+    assert "pkgs+=(python3-picamera2)" in text
+    # The venv sees the system's Picamera2 through a .pth file, after its own packages.
+    assert 'echo /usr/lib/python3/dist-packages >"$(camera_pth)"' in text
+    assert 'python3 -m venv "$VENV"' in text and "venv --system-site-packages" not in text
+    assert re.search(r"^simplejpeg==\d+\.\d+\.\d+$", (REPO / "requirements" / "edge.txt").read_text(), re.M)
 
 
 def test_pi_installer_help():

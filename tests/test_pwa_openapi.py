@@ -23,6 +23,9 @@ EXPECTED_OPERATIONS = {
     ("/api/model", "get"): {"200", "405", "413"},
     ("/healthz", "get"): {"200", "405", "413"},
     ("/api/openapi.json", "get"): {"200", "405", "413"},
+    ("/api/camera", "get"): {"200", "403", "404", "405", "413"},
+    ("/api/camera/preview", "get"): {"200", "403", "404", "405", "413", "503"},
+    ("/api/camera/capture", "post"): {"200", "403", "404", "405", "413", "503"},
 }
 UPLOAD_TYPES = {"multipart/form-data", "image/jpeg", "image/png", "image/webp"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

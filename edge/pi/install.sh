@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install LesionLite on a Raspberry Pi running Raspberry Pi OS Bookworm 64-bit (Debian bookworm
 # arm64, Python 3.11): the edge runtime and PWA server as a hardened system service, and (unless
-# --no-kiosk) a full-screen Chromium kiosk in the desktop session. Safe to run again: it updates
-# the code, the venv (only when requirements change), the bundle and the units.
+# --no-kiosk) a full-screen Chromium kiosk in the desktop session. The server runs with
+# --camera auto: a Camera Module (libcamera, through the system's Picamera2) or a USB webcam.
+# Safe to run again: it updates the code, the venv (only when requirements change), the bundle
+# and the units.
 # A triage and teaching aid, never a diagnosis.
 set -euo pipefail
 
@@ -23,8 +25,10 @@ usage: sudo $0 BUNDLE_DIR [--no-kiosk]
                installed earlier
 
 Installs the repository to $PREFIX, a venv with requirements/edge.txt only (never TensorFlow),
-the system user '$SERVICE_USER', lesionlite.service (the PWA on port $PORT) and, for the desktop,
-lesionlite-kiosk.service + its XDG autostart entry (Chromium full screen at $URL).
+the system user '$SERVICE_USER' (in the group video, for the camera), lesionlite.service (the PWA
+on port $PORT, with the server's camera) and, for the desktop, lesionlite-kiosk.service + its XDG
+autostart entry (Chromium full screen at $URL). With a Camera Module attached it installs
+python3-picamera2 if missing and lets the venv import it.
 EOF
 }
 
@@ -61,8 +65,26 @@ VENDOR=$SRC/pwa/static/vendor
 [ -f "$VENDOR/build.json" ] \
   || die "the web app's on-device runtime is missing ($VENDOR): run 'make web' on your workstation, then copy the repository again (see README, Raspberry Pi kiosk)"
 
+# --- 0. cameras --------------------------------------------------------------------------------
+# A Camera Module is driven by libcamera, which rpicam-hello (libcamera-hello before late 2023)
+# lists: "0 : imx708 [4608x2592 10-bit RGGB] (/base/...)". A USB webcam is a V4L2 device with a
+# /dev/v4l/by-id link (the Pi's own /dev/video* nodes, codec and ISP, have none).
+CAMERA_MODULE=0
+lister=$(command -v rpicam-hello || command -v libcamera-hello || true)
+if [ -n "$lister" ] && timeout 30 "$lister" --list-cameras 2>/dev/null | grep -Eq '^[[:space:]]*[0-9]+ : '; then
+  CAMERA_MODULE=1
+  say "camera: Camera Module found by $(basename "$lister") (served through Picamera2)"
+elif compgen -G '/dev/v4l/by-id/usb-*-video-index0' >/dev/null; then
+  say "camera: USB webcam found (served through OpenCV)"
+else
+  say "camera: none found; the server starts without one (connect one and restart lesionlite.service)"
+fi
+
 # --- 1. Debian packages (apt-get update only when something is missing) -----------------------
 pkgs=()
+if [ $CAMERA_MODULE = 1 ] && ! python3 -c 'import picamera2' 2>/dev/null; then
+  pkgs+=(python3-picamera2)   # preinstalled on Raspberry Pi OS, except on some Lite images
+fi
 python3 -c 'import ensurepip' 2>/dev/null || pkgs+=(python3-venv)
 command -v rsync >/dev/null || pkgs+=(rsync)
 need_browser=0
@@ -96,6 +118,7 @@ else
     --shell /usr/sbin/nologin --comment "LesionLite server" "$SERVICE_USER"
   say "user $SERVICE_USER: created"
 fi
+usermod -a -G video "$SERVICE_USER"   # /dev/video*, /dev/media*, /dev/dma_heap/* are group video
 
 # --- 3. code (owned by root, readable by the service) -----------------------------------------
 install -d -m 0755 "$PREFIX"
@@ -113,6 +136,17 @@ fi
 
 # --- 4. venv with the edge requirements only --------------------------------------------------
 VENV=$PREFIX/.venv
+# Picamera2 is a Debian package (python3-picamera2, with libcamera's Python bindings), not on PyPI
+# for the Pi. This .pth file appends the system's dist-packages to the venv's path, after the
+# venv's own site-packages, so the venv's pinned packages (numpy 2, Pillow) still win and only
+# what the venv lacks (picamera2, libcamera, pidng, ...) comes from the system. Chosen over
+# --system-site-packages: it is added or removed without recreating the venv, it exists only on a
+# Pi with a Camera Module, and pip never sees Debian's packages while installing. The system's
+# simplejpeg is built for numpy 1.x and would fail to load under the venv's numpy 2; the venv
+# therefore has its own simplejpeg (requirements/edge.txt), which shadows it.
+camera_pth() {
+  echo "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/lesionlite-system-picamera2.pth"
+}
 REQS=$PREFIX/requirements/edge.txt
 CONS=$PREFIX/requirements/constraints.txt
 want=$(cat "$REQS" "$CONS" 2>/dev/null | sha256sum | cut -d' ' -f1)
@@ -120,6 +154,7 @@ if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.lesionlite-requirements" 2>/dev
   say "venv: ok ($VENV)"
 else
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  rm -f "$(camera_pth)"   # pip sees the venv's own packages only
   say "venv: pip install -r requirements/edge.txt (a few minutes on a Pi)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   cons_args=()
@@ -128,6 +163,16 @@ else
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
     -r "$REQS" "${cons_args[@]}"
   echo "$want" >"$VENV/.lesionlite-requirements"
+fi
+if [ $CAMERA_MODULE = 1 ]; then
+  echo /usr/lib/python3/dist-packages >"$(camera_pth)"
+  if "$VENV/bin/python" -c 'from picamera2 import Picamera2; import sys; sys.exit(not Picamera2.global_camera_info())'; then
+    say "venv: imports the system's Picamera2 and sees the Camera Module"
+  else
+    say "warning: the venv cannot use Picamera2 (see above); the server will run without the Camera Module"
+  fi
+else
+  rm -f "$(camera_pth)"
 fi
 # The service cannot write bytecode (ProtectSystem=strict): compile the project once here.
 "$VENV/bin/python" -m compileall -q "$PREFIX/edge" "$PREFIX/pwa" >/dev/null || true

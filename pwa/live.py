@@ -1,0 +1,176 @@
+"""The server's own camera, live: one thread grabs frames, every request reads the newest one.
+
+Example usage:
+    live = LiveCamera(open_camera("auto")).start()
+    frame = live.newest()                       # Frame(seq, rgb, at)
+    for part in live.mjpeg(fps=15): ...         # multipart/x-mixed-replace parts for a preview <img>
+    live.close()
+
+Frames live in memory only: the newest one, and the newest preview JPEG (shared by every viewer,
+so each frame is encoded once however many screens show it). Nothing is written or kept.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from edge.cameras import Camera
+from edge.errors import CameraError
+from edge.preprocess import to_rgb_square
+
+GRAB_MAX_FPS = 30.0  # the grab loop never spins faster, whatever the source
+PREVIEW_FPS = 15.0  # preview frames sent per second and screen (measured in README: bench camera)
+PREVIEW_JPEG_QUALITY = 80
+FRAME_JPEG_QUALITY = 90  # the captured frame shown with its answer
+FRAME_TIMEOUT_S = 5.0  # a camera that gives no frame for this long is reported as failing
+RETRY_AFTER_ERROR_S = 2.0
+MAX_VIEWERS = 2  # preview streams at once: each holds a server thread while it runs
+BOUNDARY = "frame"
+
+
+@dataclass(frozen=True)
+class Frame:
+    seq: int  # 1, 2, ... in grab order
+    rgb: np.ndarray  # HxWx3 uint8
+    at: float  # time.monotonic() when grabbed
+
+
+def square_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """The frame's centre square (what the model classifies) as a JPEG."""
+    image = Image.fromarray(rgb)
+    square = to_rgb_square(image, min(image.size))
+    buffer = io.BytesIO()
+    square.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+class LiveCamera:
+    """A camera read continuously by a background thread; thread-safe readers of its newest frame."""
+
+    def __init__(self, camera: Camera, max_fps: float = GRAB_MAX_FPS):
+        self.camera = camera
+        self._interval = 1.0 / max_fps
+        self._changed = threading.Condition()
+        self._frame: Frame | None = None
+        self._error: str | None = None
+        self._stopping = threading.Event()
+        self._preview: tuple[int, bytes] = (0, b"")
+        self._preview_lock = threading.Lock()
+        self._mean_interval = 0.0  # seconds between frames, averaged
+        self.viewers = 0
+        self._thread = threading.Thread(target=self._grab_loop, name="lesionlite-camera", daemon=True)
+
+    def start(self) -> LiveCamera:
+        self._thread.start()
+        return self
+
+    def _grab_loop(self) -> None:
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                rgb = self.camera.read()
+            except CameraError as err:
+                self._publish(None, str(err))
+                self._stopping.wait(RETRY_AFTER_ERROR_S)
+                continue
+            self._publish(rgb, None)
+            rest = self._interval - (time.monotonic() - started)
+            if rest > 0:
+                self._stopping.wait(rest)
+
+    def _publish(self, rgb: np.ndarray | None, error: str | None) -> None:
+        with self._changed:
+            self._error = error
+            if rgb is not None:
+                now = time.monotonic()
+                previous = self._frame
+                if previous is not None:  # a moving average of the intervals, not of their inverses
+                    interval = now - previous.at
+                    self._mean_interval = 0.9 * self._mean_interval + 0.1 * interval if self._mean_interval else interval
+                self._frame = Frame((previous.seq if previous else 0) + 1, rgb, now)
+            self._changed.notify_all()
+
+    def frame_after(self, seq: int, timeout: float = FRAME_TIMEOUT_S) -> Frame:
+        """The newest frame whose seq is above `seq`, waiting up to `timeout` seconds for one.
+
+        Raises:
+            CameraError: the camera gave no such frame in time (its last error named), or it was closed.
+        """
+        def ready() -> bool:
+            return self._stopping.is_set() or (self._frame is not None and self._frame.seq > seq)
+
+        with self._changed:
+            arrived = self._changed.wait_for(ready, timeout)
+            if self._stopping.is_set():
+                raise CameraError("the camera was closed")
+            if not arrived:
+                raise CameraError(f"the camera gave no frame for {timeout:g} s" + (f": {self._error}" if self._error else ""))
+            return self._frame
+
+    def newest(self) -> Frame:
+        """The newest frame, if the camera is delivering; else waits for one (see frame_after)."""
+        with self._changed:
+            frame, error = self._frame, self._error
+        if frame is not None and error is None and time.monotonic() - frame.at < FRAME_TIMEOUT_S:
+            return frame
+        return self.frame_after(frame.seq if frame else 0)
+
+    def preview_jpeg(self, frame: Frame) -> bytes:
+        """The frame's preview JPEG, encoded once however many viewers ask."""
+        with self._preview_lock:
+            if self._preview[0] != frame.seq:
+                self._preview = (frame.seq, square_jpeg(frame.rgb, PREVIEW_JPEG_QUALITY))
+            return self._preview[1]
+
+    def mjpeg(self, fps: float = PREVIEW_FPS) -> Iterator[bytes]:
+        """Preview parts for a multipart/x-mixed-replace response, at most `fps` a second, until the
+        client leaves (the server then closes this generator) or the camera fails or closes."""
+        with self._changed:
+            self.viewers += 1
+        try:
+            seq, interval = 0, 1.0 / fps
+            while not self._stopping.is_set():
+                started = time.monotonic()
+                frame = self.frame_after(seq)
+                seq = frame.seq
+                jpeg = self.preview_jpeg(frame)
+                yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                       + jpeg + b"\r\n")
+                self._stopping.wait(max(0.0, interval - (time.monotonic() - started)))
+        except CameraError:
+            return  # the stream ends; the page sees the problem in GET /api/camera
+        finally:
+            with self._changed:
+                self.viewers -= 1
+
+    def status(self) -> dict:
+        """What GET /api/camera reports: backend, source, frame size, measured rate, viewers, error."""
+        with self._changed:
+            frame, error, viewers = self._frame, self._error, self.viewers
+            fps = 1 / self._mean_interval if self._mean_interval else 0.0
+        age = None if frame is None else time.monotonic() - frame.at
+        if error is None and (frame is None or age > FRAME_TIMEOUT_S):
+            error = "the camera has given no frame yet" if frame is None else f"no frame for {age:.0f} s"
+        return {
+            "backend": self.camera.name,
+            "source": self.camera.description,
+            "frame_size": None if frame is None else [int(frame.rgb.shape[1]), int(frame.rgb.shape[0])],
+            "fps": round(fps, 1),
+            "viewers": viewers,
+            "error": error,
+        }
+
+    def close(self) -> None:
+        """Stop grabbing, end every preview stream, release the camera."""
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._thread.join(timeout=FRAME_TIMEOUT_S)
+        self.camera.close()

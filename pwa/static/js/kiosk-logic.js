@@ -1,0 +1,74 @@
+// LesionLite kiosk page, the pure part: what the kiosk shows for an answer of
+// POST /api/camera/capture, and the idle countdown. No DOM, no network: node --test runs it
+// (tests/js/kiosk.test.mjs). The answer is /api/predict's, plus the captured frame.
+
+import { LOW_CONFIDENCE, formatPercent } from "./logic.js";
+
+export const OTHERS_SHOWN = 2; // the runners-up listed under the top class
+export const CAMERA_POLL_MS = 5_000; // how often the camera screen asks GET /api/camera
+export const STREAM_RETRY_MS = 2_000; // a preview stream that broke is reopened after this
+
+// Status labels. An answer may carry `status` (ok | unsure | retake) and `reasons`
+// ([{code, message}]); an answer without them gets "low-confidence" when its top class is under
+// LOW_CONFIDENCE, and "ok" otherwise.
+export const STATUS_LABELS = {
+  ok: "Most similar class",
+  unsure: "Unsure",
+  retake: "Retake the photo",
+  "low-confidence": "Low confidence",
+};
+export const LOW_CONFIDENCE_REASON =
+  "The model is less than 50% sure of any class: hold the lesion closer, steadier and in better light.";
+
+export function answerStatus(answer) {
+  if (answer.status) return answer.status;
+  return answer.predictions[0].probability < LOW_CONFIDENCE ? "low-confidence" : "ok";
+}
+
+function reasonTexts(answer, status) {
+  const given = (answer.reasons ?? []).map((reason) => reason.message).filter(Boolean);
+  if (given.length) return given;
+  return status === "low-confidence" ? [LOW_CONFIDENCE_REASON] : [];
+}
+
+// Everything the result screen writes, for one answer.
+export function kioskView(answer) {
+  const status = answerStatus(answer);
+  const [top, ...rest] = answer.predictions;
+  const showClass = status !== "retake"; // an unusable photo's class would mislead
+  const label = STATUS_LABELS[status] ?? status;
+  return {
+    status,
+    statusLabel: label,
+    showClass,
+    topName: `${top.name} (${top.code})`,
+    topCode: top.code,
+    topPercent: formatPercent(top.probability),
+    others: showClass ? rest.slice(0, OTHERS_SHOWN).map((p) => ({ code: p.code, name: p.name, percent: formatPercent(p.probability) })) : [],
+    reasons: reasonTexts(answer, status),
+    frame: answer.frame ?? null,
+    disclaimer: answer.disclaimer,
+    announcement: showClass
+      ? `${label}: ${top.name}, ${formatPercent(top.probability)}. Not a diagnosis.`
+      : `${label}. Not a diagnosis.`,
+  };
+}
+
+// The line under a result: when the kiosk goes back to the camera by itself (and forgets the photo).
+export function idleNote(secondsLeft) {
+  const seconds = Math.max(0, Math.ceil(secondsLeft));
+  return `Back to the camera in ${seconds} s (touch to stay)`;
+}
+
+// The idle timeout from the page's data attribute: whole seconds >= 0; 0 (or nonsense) means never.
+export function idleSeconds(text) {
+  const value = Number.parseInt(text ?? "", 10);
+  return Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+// The message over the camera for GET /api/camera's answer, or "" when all is well.
+// outcome: {ok, body} as kiosk.js fetched it, or {ok: false, body: null} when unreachable.
+export function serverCameraProblem(outcome) {
+  if (!outcome.ok) return outcome.body?.error ?? "Cannot reach the LesionLite server.";
+  return outcome.body?.error ? `Camera problem: ${outcome.body.error}` : "";
+}

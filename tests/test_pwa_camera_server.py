@@ -1,0 +1,116 @@
+"""The server camera end to end: the real `python -m pwa --camera VIDEO` (cheroot) in a subprocess,
+with a video file written by OpenCV standing in for the camera."""
+
+from __future__ import annotations
+
+import base64
+import http.client as http_client
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import pytest
+from PIL import Image
+
+from edge import Classifier
+from pwa import live
+from tests.camera_helpers import rgb_frame, write_video
+from tests.pwa_helpers import REPO, http, running_server, synthetic_photo
+
+pytest.importorskip("cv2")
+PREVIEW_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return rgb_frame(synthetic_photo(6))
+
+
+@pytest.fixture(scope="module")
+def video(frame, tmp_path_factory):
+    # One picture throughout, lossless: whichever frame is captured, it is exactly this one.
+    return write_video(tmp_path_factory.mktemp("camera") / "camera.avi", [frame], fps=30, repeat=30)
+
+
+@pytest.fixture(scope="module")
+def server(random_bundle, video, tmp_path_factory):
+    with running_server(random_bundle, tmp_path_factory.mktemp("server"), "--camera", str(video),
+                        "--variant", "float32") as running:
+        yield running
+
+
+def read_preview(base_url: str, seconds: float) -> list[bytes]:
+    """The JPEG parts of GET /api/camera/preview received within `seconds`."""
+    parts = urllib.parse.urlsplit(base_url)
+    connection = http_client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request("GET", "/api/camera/preview")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
+        jpegs, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            assert response.readline() == b"--frame\r\n"
+            headers = dict(response.readline().decode().strip().split(": ", 1) for _ in range(2))
+            assert headers["Content-Type"] == "image/jpeg"
+            assert response.readline() == b"\r\n"
+            jpegs.append(response.read(int(headers["Content-Length"])))
+            assert response.readline() == b"\r\n"
+        return jpegs
+    finally:
+        connection.close()
+
+
+def test_preview_frames_arrive_at_the_preview_rate(server):
+    jpegs = read_preview(server.base_url, PREVIEW_SECONDS)
+    rate = len(jpegs) / PREVIEW_SECONDS
+    assert live.PREVIEW_FPS * 0.6 <= rate <= live.PREVIEW_FPS + 1, rate
+    for jpeg in jpegs[:3]:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            assert (image.format, image.size) == ("JPEG", (480, 480))
+    time.sleep(0.2)
+    status, _, body = http("GET", f"{server.base_url}/api/camera")
+    assert status == 200 and json.loads(body)["viewers"] == 0  # the closed stream was let go
+
+
+def test_capture_answers_with_the_classification_of_the_frame(server, random_bundle, frame):
+    status, headers, body = http("POST", f"{server.base_url}/api/camera/capture")
+    assert status == 200, body
+    answer = json.loads(body)
+    classifier = Classifier(random_bundle, variant="float32")
+    expected = classifier.classify_array(classifier.preprocess(frame))
+    assert answer["predictions"] == [p.to_dict() for p in expected]
+    assert answer["model"]["variant"] == "float32"
+    assert headers["Cache-Control"] == "no-store"
+    jpeg = base64.b64decode(answer["frame"].removeprefix("data:image/jpeg;base64,"))
+    with Image.open(io.BytesIO(jpeg)) as shown:
+        assert shown.size == (480, 480)
+    status, _, camera = http("GET", f"{server.base_url}/api/camera")
+    camera = json.loads(camera)
+    assert (camera["backend"], camera["frame_size"], camera["error"]) == ("opencv", [640, 480], None)
+    assert 20 <= camera["fps"] <= 31, camera["fps"]  # the video's own 30 fps
+    assert "Traceback" not in server.stderr()
+
+
+def run_pwa(random_bundle, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pwa", "--bundle", str(random_bundle), "--port", "0", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_a_named_camera_that_cannot_open_stops_the_server_with_its_message(random_bundle):
+    result = run_pwa(random_bundle, "--camera", "97")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: cannot open camera 97"
+    result = run_pwa(random_bundle, "--camera", "picamera2")
+    assert result.returncode == 2
+    assert "error: Picamera2 is not installed: on Raspberry Pi OS, apt install python3-picamera2" in result.stderr
+
+
+def test_auto_without_any_camera_serves_without_one(random_bundle, tmp_path):
+    with running_server(random_bundle, tmp_path, "--camera", "auto") as running:
+        status, _, body = http("GET", f"{running.base_url}/api/camera")
+        assert status == 404
+        assert "note: no server camera (cannot open camera 0); browsers use their own" in running.stderr()
