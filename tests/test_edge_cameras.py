@@ -168,7 +168,8 @@ def test_edge_camera_command_with_picamera2_classifies_the_rgb_frame(random_bund
     assert code == 0
     classifier = Classifier(random_bundle)
     expected = classifier.classify_array(classifier.preprocess(frames[0]))
-    assert capsys.readouterr().out.strip() == "frame 0: " + "  ".join(f"{p.code} {p.probability:.1%}" for p in expected[:3])
+    top = "  ".join(f"{p.code} {p.probability:.1%}" for p in expected.predictions[:3])
+    assert capsys.readouterr().out.strip() == f"frame 0: {expected.headline()} | {top}"
     [instance] = FakePicamera2.instances
     assert instance.calls[1][0] == "create_still_configuration"  # a frame now and then: best quality
     with Image.open(saved) as written:

@@ -83,7 +83,8 @@ def test_capture_answers_like_predict_for_the_current_frame(client, random_bundl
     body = response.get_json()
     classifier = Classifier(random_bundle)
     expected = classifier.classify_array(classifier.preprocess(frame))
-    assert body["predictions"] == [p.to_dict() for p in expected]
+    assert body["predictions"] == [p.to_dict() for p in expected.predictions]
+    assert body["status"] == expected.status
     assert body["model"] == {"variant": classifier.variant, "sha256": classifier.sha256}
     assert body["disclaimer"] == DISCLAIMER
     assert set(body["timing_ms"]) == {"grab", "decode", "inference", "total"}

@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  LOW_CONFIDENCE_REASON,
   STATUS_LABELS,
   answerStatus,
   idleNote,
@@ -19,14 +18,16 @@ const PREDICTIONS = [
   { code: "bkl", name: "Benign keratosis-like lesions", probability: 0.05 },
   { code: "bcc", name: "Basal cell carcinoma", probability: 0.03 },
 ];
-const ANSWER = { predictions: PREDICTIONS, disclaimer: "Not a diagnosis.", frame: "data:image/jpeg;base64,AAAA" };
+const ANSWER = {
+  status: "ok", reasons: [], predictions: PREDICTIONS, disclaimer: "Not a diagnosis.", frame: "data:image/jpeg;base64,AAAA",
+};
 
-test("an answer without status: ok from 50%, low-confidence below", () => {
+test("the status is the server's; only ok names a class", () => {
   assert.equal(answerStatus(ANSWER), "ok");
-  const low = { ...ANSWER, predictions: [{ ...PREDICTIONS[0], probability: 0.49 }, ...PREDICTIONS.slice(1)] };
-  assert.equal(answerStatus(low), "low-confidence");
-  assert.deepEqual(kioskView(low).reasons, [LOW_CONFIDENCE_REASON]);
-  assert.equal(kioskView(low).statusLabel, "Low confidence");
+  const unsure = { ...ANSWER, status: "unsure", reasons: [{ code: "out_of_distribution", message: "Cannot assess." }] };
+  assert.equal(kioskView(unsure).statusLabel, "LesionLite cannot assess this photo");
+  assert.equal(kioskView(unsure).showClass, false);
+  assert.deepEqual(kioskView(unsure).reasons, ["Cannot assess."]);
 });
 
 test("the view shows the top class, two runners-up, the frame and the disclaimer", () => {
@@ -44,11 +45,11 @@ test("the view shows the top class, two runners-up, the frame and the disclaimer
   assert.equal(view.announcement, "Most similar class: Melanoma, 72%. Not a diagnosis.");
 });
 
-test("a status and reasons from the server win; retake hides the class", () => {
-  const unsure = kioskView({ ...ANSWER, status: "unsure", reasons: [{ code: "close-call", message: "Two classes are close." }] });
-  assert.equal(unsure.statusLabel, "Unsure");
-  assert.deepEqual(unsure.reasons, ["Two classes are close."]);
-  assert.equal(unsure.showClass, true);
+test("a status and reasons from the server win; unsure and retake hide the class", () => {
+  const unsure = kioskView({ ...ANSWER, status: "unsure", reasons: [{ code: "out_of_distribution", message: "Not like the lesions." }] });
+  assert.equal(unsure.statusLabel, "LesionLite cannot assess this photo");
+  assert.deepEqual(unsure.reasons, ["Not like the lesions."]);
+  assert.equal(unsure.showClass, false);
   const retake = kioskView({ ...ANSWER, status: "retake", reasons: [{ code: "blurry", message: "The photo is blurred." }] });
   assert.equal(retake.statusLabel, "Retake the photo");
   assert.equal(retake.showClass, false);

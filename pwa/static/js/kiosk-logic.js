@@ -2,40 +2,34 @@
 // POST /api/camera/capture, and the idle countdown. No DOM, no network: node --test runs it
 // (tests/js/kiosk.test.mjs). The answer is /api/predict's, plus the captured frame.
 
-import { LOW_CONFIDENCE, formatPercent } from "./logic.js";
+import { formatPercent } from "./logic.js";
 
 export const OTHERS_SHOWN = 2; // the runners-up listed under the top class
 export const CAMERA_POLL_MS = 5_000; // how often the camera screen asks GET /api/camera
 export const STREAM_RETRY_MS = 2_000; // a preview stream that broke is reopened after this
 
-// Status labels. An answer may carry `status` (ok | unsure | retake) and `reasons`
-// ([{code, message}]); an answer without them gets "low-confidence" when its top class is under
-// LOW_CONFIDENCE, and "ok" otherwise.
+// Status labels. Every answer carries `status` (ok | unsure | retake) and `reasons`
+// ([{code, message}]), decided by the server from the bundle (edge/honesty.py).
 export const STATUS_LABELS = {
   ok: "Most similar class",
-  unsure: "Unsure",
+  unsure: "LesionLite cannot assess this photo",
   retake: "Retake the photo",
-  "low-confidence": "Low confidence",
 };
-export const LOW_CONFIDENCE_REASON =
-  "The model is less than 50% sure of any class: hold the lesion closer, steadier and in better light.";
 
 export function answerStatus(answer) {
-  if (answer.status) return answer.status;
-  return answer.predictions[0].probability < LOW_CONFIDENCE ? "low-confidence" : "ok";
+  return answer.status;
 }
 
-function reasonTexts(answer, status) {
-  const given = (answer.reasons ?? []).map((reason) => reason.message).filter(Boolean);
-  if (given.length) return given;
-  return status === "low-confidence" ? [LOW_CONFIDENCE_REASON] : [];
+function reasonTexts(answer) {
+  return (answer.reasons ?? []).map((reason) => reason.message).filter(Boolean);
 }
 
 // Everything the result screen writes, for one answer.
 export function kioskView(answer) {
   const status = answerStatus(answer);
   const [top, ...rest] = answer.predictions;
-  const showClass = status !== "retake"; // an unusable photo's class would mislead
+  // Only an "ok" answer names a class: an unusable or unfamiliar photo's class would mislead.
+  const showClass = status === "ok";
   const label = STATUS_LABELS[status] ?? status;
   return {
     status,
@@ -45,7 +39,7 @@ export function kioskView(answer) {
     topCode: top.code,
     topPercent: formatPercent(top.probability),
     others: showClass ? rest.slice(0, OTHERS_SHOWN).map((p) => ({ code: p.code, name: p.name, percent: formatPercent(p.probability) })) : [],
-    reasons: reasonTexts(answer, status),
+    reasons: reasonTexts(answer),
     frame: answer.frame ?? null,
     disclaimer: answer.disclaimer,
     announcement: showClass
