@@ -12,7 +12,7 @@ import pytest
 from edge.labels import CODES
 from edge.preprocess import preprocess
 from tests.conftest import run_module
-from training.data import DataError, decode_images, load_records
+from training.data import DataError, check_lesion_ids, decode_images, load_records
 
 
 @pytest.fixture
@@ -66,6 +66,28 @@ def test_isic_2018_layout(data_copy, tmp_path):
     records = load_records(isic)
     got = list(records[["image_id", "lesion_id", "dx"]].itertuples(index=False, name=None))
     assert got == [(r["image_id"], r["lesion_id"], r["dx"]) for r in rows]
+    assert check_lesion_ids(isic, allow_image_level_split=False) is False  # groupings present: no leak
+
+
+def test_isic_2018_layout_without_groupings_is_refused_unless_allowed(data_copy, tmp_path):
+    rows = _rows(data_copy / "HAM10000_metadata.csv")
+    isic = tmp_path / "isic"
+    (isic / "ISIC2018_Task3_Training_Input").mkdir(parents=True)
+    for jpg in data_copy.glob("HAM10000_images_part_*/*.jpg"):
+        shutil.copy(jpg, isic / "ISIC2018_Task3_Training_Input")
+    columns = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+    _write(isic / "ISIC2018_Task3_Training_GroundTruth.csv",
+           [{"image": r["image_id"], **{c: "1.0" if c.lower() == r["dx"] else "0.0" for c in columns}} for r in rows])
+    records = load_records(isic)  # reading is fine (benchmarks read it too): each image is its own lesion
+    assert (records["lesion_id"] == records["image_id"]).all()
+    with pytest.raises(DataError, match=r"has no ISIC2018_Task3_Training_LesionGroupings.csv.*"
+                                        r"pass --allow-image-level-split to train anyway"):
+        check_lesion_ids(isic, allow_image_level_split=False)
+    assert check_lesion_ids(isic, allow_image_level_split=True) is True
+    result = run_module("training", "--data", str(isic), "--out", str(tmp_path / "run"), "--config", "demo",
+                        check=False)
+    assert result.returncode == 2 and "--allow-image-level-split" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "run").exists(), "refused before anything was written"
 
 
 def _delete_images(data: Path, n: int) -> list[str]:
@@ -149,8 +171,8 @@ def test_more_than_one_percent_corrupt_aborts(data_copy):
 def test_decoded_cache_is_reused_and_byte_identical_to_edge(small_data, tmp_path):
     records = load_records(small_data)
     first = decode_images(records, 96, cache_dir=tmp_path)
-    cached = list(tmp_path.glob("images-96-*.npz"))
-    assert len(cached) == 1
+    cached = list(tmp_path.glob("images-96px-*.npy"))
+    assert len(cached) == 1 and cached[0].stat().st_size >= 200 * 96 * 96 * 3
     second = decode_images(records, 96, cache_dir=tmp_path)
     assert np.array_equal(first.pixels, second.pixels)
     for i in (0, 57, 199):
