@@ -72,7 +72,7 @@ def make_strategy(name: str, cpu_devices: int = 1):
         raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     if name == "multiworker":
         role_from_tf_config(os.environ.get("TF_CONFIG"))  # a clear message before TensorFlow's
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _scalar_means_across_workers(tf.distribute.MultiWorkerMirroredStrategy())
     if name == "default":
         return tf.distribute.get_strategy()
     cpus = tf.config.list_physical_devices("CPU")
@@ -81,6 +81,28 @@ def make_strategy(name: str, cpu_devices: int = 1):
     if tf.config.list_physical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+
+
+def _scalar_means_across_workers(strategy):
+    """Make `strategy.reduce("MEAN", scalar, axis=0)` mean `axis=None` on this strategy instance.
+
+    Keras 3.15's fit averages each step's loss and metrics over replicas with
+    `strategy.reduce("MEAN", value, axis=0)`; the values are scalars, and under
+    MultiWorkerMirroredStrategy that fails ("Invalid reduction dimension 0 for input with 0
+    dimensions"). For a scalar, the mean over replicas is what axis=None computes.
+    """
+    import tensorflow as tf
+
+    original = strategy.reduce
+
+    def reduce(reduce_op, value, axis=None):
+        one = value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
+        if axis is not None and getattr(getattr(one, "shape", None), "rank", None) == 0:
+            axis = None
+        return original(reduce_op, value, axis)
+
+    strategy.reduce = reduce
+    return strategy
 
 
 def role_of(name: str) -> Role:
@@ -112,3 +134,29 @@ def agree(strategy, value: int) -> list[int]:
 
     per_replica = strategy.run(lambda: tf.constant([value], tf.int64))
     return [int(v) for v in strategy.gather(per_replica, axis=0).numpy()]
+
+
+def build_from_local_batch(model, strategy) -> None:
+    """Let Keras's fit build `model` from this worker's first batch under a multi-worker strategy.
+
+    Keras 3.15's fit first builds the model from one batch, reducing the distributed batch with
+    `strategy.reduce("MEAN", batch)` over the whole (x, y, weight) structure, which
+    MultiWorkerMirroredStrategy rejects ("Attempt to convert a value (PerReplica...)"). The batch
+    only gives shapes, so this instance's build uses the local replica's tensors instead.
+    """
+    import tensorflow as tf
+    from keras import tree
+
+    original = model._maybe_symbolic_build
+
+    def local(value):
+        return strategy.experimental_local_results(value)[0] if isinstance(value, tf.distribute.DistributedValues) else value
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tree.map_structure(local, next(it))
+                break
+        return original(data_batch=data_batch)
+
+    model._maybe_symbolic_build = build

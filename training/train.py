@@ -109,6 +109,8 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
     train_ds, val_ds, steps = _datasets(config, splits, strategy, role)
     with strategy.scope():
         model = build_model(config, weights)
+    if role.count > 1:
+        distribute.build_from_local_batch(model, strategy)
     head_done = run.backup / HEAD_DONE
     phases = [("head", None, config.head_learning_rate, 0, config.head_epochs),
               ("fine_tune", config.fine_tune_layers, config.fine_tune_learning_rate,
