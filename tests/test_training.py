@@ -194,5 +194,6 @@ def test_reusing_a_run_folder_with_another_config_is_refused(tiny_run, synthetic
     result = run_module("training", "--data", str(synthetic_data), "--out", str(tmp_path / "run"), "--config", "demo",
                         "--image-size", "64", check=False)
     assert result.returncode == 2
-    assert "holds a run with another config (image_size 96 -> 64); pass --restart" in result.stderr
+    assert "holds a run with another config (image_size 96 -> 64; fine_tune_epochs 30 -> 40; seed 3 -> 42); " \
+           "pass --restart to clear its training state" in result.stderr
     assert "Traceback" not in result.stderr

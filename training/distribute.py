@@ -137,12 +137,14 @@ def agree(strategy, value: int) -> list[int]:
 
 
 def build_from_local_batch(model, strategy) -> None:
-    """Let Keras's fit build `model` from this worker's first batch under a multi-worker strategy.
+    """Let Keras build `model` from this replica's first batch under a multi-replica strategy.
 
-    Keras 3.15's fit first builds the model from one batch, reducing the distributed batch with
-    `strategy.reduce("MEAN", batch)` over the whole (x, y, weight) structure, which
-    MultiWorkerMirroredStrategy rejects ("Attempt to convert a value (PerReplica...)"). The batch
-    only gives shapes, so this instance's build uses the local replica's tensors instead.
+    Keras 3.15's fit and evaluate first build the model from one batch, averaging the
+    distributed batch over replicas with `strategy.reduce("MEAN", batch)`. Under
+    MultiWorkerMirroredStrategy that fails on the (x, y, weight) structure ("Attempt to convert
+    a value (PerReplica...)"); under MirroredStrategy it fails when a partial batch splits
+    unevenly (21 validation images as 11 + 10: "AddN must have the same size and shape"). The
+    batch only gives shapes, so this instance builds from the local replica's tensors instead.
     """
     import tensorflow as tf
     from keras import tree

@@ -109,7 +109,7 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
     train_ds, val_ds, steps = _datasets(config, splits, strategy, role)
     with strategy.scope():
         model = build_model(config, weights)
-    if role.count > 1:
+    if strategy.num_replicas_in_sync > 1:
         distribute.build_from_local_batch(model, strategy)
     head_done = run.backup / HEAD_DONE
     phases = [("head", None, config.head_learning_rate, 0, config.head_epochs),
