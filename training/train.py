@@ -7,9 +7,6 @@ before anything is decoded or written), then the run folder, the data and the tr
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import shutil
 import time
 from pathlib import Path
@@ -134,14 +131,6 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
     return model
 
 
-def release_memory() -> None:
-    """Hand the freed training buffers back to the OS before evaluating: glibc keeps freed heap
-    pages mapped (resident) otherwise, and evaluation would stack its own on top of them."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def train(config: TrainConfig, data_dir: Path, run_dir: Path, *, split_file: Path | None = None,
           strategy_name: str = "default", cpu_devices: int = 1, cache_dir: Path | None = None,
           records: pd.DataFrame | None = None, restart: bool = False,
@@ -187,7 +176,6 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, *, split_file: Pat
         started = time.perf_counter()
         with measured_phase("train"):
             fit(config, splits, local, strategy, role, weights)
-        release_memory()
         print(f"training took {time.perf_counter() - started:.0f} s")
     shutil.rmtree(local.backup, ignore_errors=True)
     if not role.chief:
