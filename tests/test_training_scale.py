@@ -181,8 +181,9 @@ def _free_ports(n: int) -> list[int]:
 
 
 # Two workers on this machine, each a fresh Python process: the demo config at 64 px with a
-# doubled learning rate reaches the tiny bar in 10 fine-tuning epochs (about 2 minutes here).
-MULTIWORKER_OVERRIDES = {"image_size": "64", "fine_tune_epochs": "10", "seed": "3", "fine_tune_learning_rate": "0.004",
+# doubled learning rate passes the tiny bar after 8-10 fine-tuning epochs; 14 leave a margin for
+# the epoch redone after the kill (2.5 to 4.5 minutes here, with the load).
+MULTIWORKER_OVERRIDES = {"image_size": "64", "fine_tune_epochs": "14", "seed": "3", "fine_tune_learning_rate": "0.004",
                          "early_stopping_patience": "50"}
 MULTIWORKER_ARGS = ["--config", "demo", *[a for k, v in MULTIWORKER_OVERRIDES.items() for a in ("--set", f"{k}={v}")]]
 
@@ -226,7 +227,7 @@ def test_two_workers_train_resume_and_reach_the_single_worker_bar(synthetic_data
     assert "head phase already finished" in logs[0] and "head phase already finished" in logs[1]
     assert "worker 1 finished; the chief writes" in logs[1]
     after = _history_rows(out)
-    assert after[: len(before)] == before and after == list(range(11)), after  # 1 head + 10 epochs, none twice
+    assert after[: len(before)] == before and after == list(range(15)), after  # 1 head + 14 epochs, none twice
     single = resolve("demo", MULTIWORKER_OVERRIDES)  # what a single-worker run of these flags resolves to
     assert json.loads((out / "config.json").read_text()) == json.loads(single.to_json())
     info = json.loads((out / "run.json").read_text())

@@ -131,6 +131,31 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
     return model
 
 
+def _open_run(config: TrainConfig, data_dir: Path, run: RunDir, cache_dir: Path | None, strategy_name: str,
+              role: distribute.Role, restart: bool, allow_image_level_split: bool) -> tuple[Weights, RunDir]:
+    """Resolve the weights, then open the folder this worker writes (the run itself for the chief).
+
+    Raises:
+        ConfigError, WeightsError, DataError: before anything is decoded or written.
+    """
+    weights = resolve_weights(config)
+    if weights.sha256:
+        print(f"weights: {weights.file} (sha256 {weights.sha256})")
+    may_leak = check_lesion_ids(data_dir, allow_image_level_split)
+    if may_leak:
+        print("warning: no lesion groupings: splitting by image as --allow-image-level-split asks; the split may "
+              "leak, and the run records it (run.json: split_may_leak)")
+    facts = {"weights": weights.as_dict(), "split_may_leak": may_leak, "strategy": strategy_name, "workers": role.count}
+    if role.chief:
+        run.start(config, data_dir, cache_dir, restart=restart, facts=facts)
+    elif not restart and run.path.is_dir():
+        run.check_config(config)
+    local = distribute.worker_run(run, role, restart)
+    if not role.chief:
+        local.start(config, data_dir, cache_dir, facts=facts)
+    return weights, local
+
+
 def train(config: TrainConfig, data_dir: Path, run_dir: Path, *, split_file: Path | None = None,
           strategy_name: str = "default", cpu_devices: int = 1, cache_dir: Path | None = None,
           records: pd.DataFrame | None = None, restart: bool = False,
@@ -147,22 +172,8 @@ def train(config: TrainConfig, data_dir: Path, run_dir: Path, *, split_file: Pat
     role = distribute.role_of(strategy_name)
     print(f"strategy: {strategy_name}, {strategy.num_replicas_in_sync} replica(s)"
           + (f" on {role.count} workers; this is the {role.name}" if role.count > 1 else ""))
-    weights = resolve_weights(config)
-    if weights.sha256:
-        print(f"weights: {weights.file} (sha256 {weights.sha256})")
-    may_leak = check_lesion_ids(data_dir, allow_image_level_split)
-    if may_leak:
-        print("warning: no lesion groupings: splitting by image as --allow-image-level-split asks; the split may "
-              "leak, and the run records it (run.json: split_may_leak)")
-    facts = {"weights": weights.as_dict(), "split_may_leak": may_leak, "strategy": strategy_name, "workers": role.count}
     run = RunDir(run_dir)
-    if role.chief:
-        run.start(config, data_dir, cache_dir, restart=restart, facts=facts)
-    elif not restart and run.path.is_dir():
-        run.check_config(config)
-    local = distribute.worker_run(run, role, restart)
-    if not role.chief:
-        local.start(config, data_dir, cache_dir, facts=facts)
+    weights, local = _open_run(config, data_dir, run, cache_dir, strategy_name, role, restart, allow_image_level_split)
     keras.utils.set_random_seed(config.seed)
     records = records if records is not None else load_records(data_dir)
     with measured_phase("decode"):
