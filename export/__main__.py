@@ -9,7 +9,8 @@ manifest.json). Every variant outputs temperature-calibrated probabilities and t
 and is run with the edge runtime on the validation split, which decides: the export fails, leaving
 any previous bundle untouched, if float32 differs from Keras by more than 1e-4, or a quantized
 variant's balanced accuracy falls more than --max-drop points below float32, or its top-1
-agreement with float32 is below --min-agreement. The test split and non-lesion photos are
+agreement with float32, or how often it gives float32's honest answer (ok, unsure or retake), is
+below --min-agreement. The test split and non-lesion photos are
 measured and reported (manifest and report.md), never used to decide.
 """
 
@@ -38,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-drop", type=float, default=3.0,
                         help="largest allowed balanced-accuracy drop of a quantized variant, in points (default 3)")
     parser.add_argument("--min-agreement", type=float, default=0.95,
-                        help="smallest allowed top-1 agreement of a quantized variant with float32 (default 0.95)")
+                        help="smallest allowed agreement of a quantized variant with float32 on validation, on top-1 "
+                             "and on the answer ok / unsure / retake (default 0.95)")
     parser.add_argument("--data", type=Path, help="the run's dataset folder, if it moved since training")
     return parser.parse_args(argv)
 
@@ -75,9 +77,12 @@ def _load(run, data_dir: Path | None):
     return model, splits
 
 
-def _keras_reference(export, pixels: np.ndarray) -> np.ndarray:
-    """The calibrated export model's probabilities (its first output)."""
-    return export.predict(np.asarray(pixels, np.float32), batch_size=32, verbose=0)[0]
+def _keras_reference(export, pixels) -> np.ndarray:
+    """The calibrated export model's probabilities (its first output), predicted a chunk at a time."""
+    from training.features import float_chunks
+
+    chunks = [export.predict(chunk, batch_size=32, verbose=0)[0] for chunk in float_chunks(pixels)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, export.output[0].shape[-1]), np.float32)
 
 
 def _measure(export, splits, staging: Path, variants: list[str], nonlesion: np.ndarray) -> dict[str, dict]:
@@ -87,15 +92,18 @@ def _measure(export, splits, staging: Path, variants: list[str], nonlesion: np.n
     from training.metrics import compute_metrics
 
     reference = {s: _keras_reference(export, splits.pixels[s]) for s in ("val", "test")}
-    results, float_statuses = {}, None
+    results, float_statuses, float_val_status = {}, None, None
     for name in variants:  # float32 first (VARIANTS order), so the others compare with it
-        val_probs, _, _ = verify.litert_outputs(staging, name, splits.pixels["val"])
+        val_probs, _, val_status = verify.litert_outputs(staging, name, splits.pixels["val"])
         test_probs, test_scores, test_status = verify.litert_outputs(staging, name, splits.pixels["test"])
         _, out_scores, out_status = verify.litert_outputs(staging, name, nonlesion)
         ood = verify.ood_metrics((test_scores, out_scores), (test_status, out_status), float_statuses)
         if name == "float32":
-            float_statuses = (test_status, out_status)
-        results[name] = {"validation": verify.variant_metrics(splits.labels["val"], val_probs, reference["val"]),
+            float_statuses, float_val_status = (test_status, out_status), val_status
+        validation = verify.variant_metrics(splits.labels["val"], val_probs, reference["val"])
+        if float_val_status is not None:  # the answer (ok / unsure / retake) float32 gives
+            validation["decision_agreement"] = float(np.mean(np.array(val_status) == np.array(float_val_status)))
+        results[name] = {"validation": validation,
                          **verify.variant_metrics(splits.labels["test"], test_probs, reference["test"]), "ood": ood}
     keras_balanced = compute_metrics(splits.labels["val"], reference["val"])["balanced_accuracy"]
     return results, keras_balanced
@@ -107,7 +115,11 @@ def _gate(results: dict[str, dict], keras_balanced: float, max_drop: float, min_
     problems = verify.failures({v: r["validation"] for v, r in results.items()}, keras_balanced, max_drop,
                                min_agreement, build.FLOAT32_TOLERANCE)
     if problems:
-        raise ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems))
+        failed = {v for v in results if any(p.startswith((f"{v}:", f"{v} ")) for p in problems)}
+        passing = [v for v in results if v not in failed]
+        hint = (f"\n  to publish the variants that passed: --variants {','.join(passing)}"
+                if passing and "float32" not in failed else "")
+        raise ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems) + hint)
 
 
 def _build(run, options: argparse.Namespace, variants: list[str], staging: Path):

@@ -59,7 +59,8 @@ def failures(results: dict[str, dict], reference_balanced_accuracy: float, max_d
              min_agreement: float, float32_tolerance: float) -> list[str]:
     """What disqualifies the bundle (validation figures only): float32 off Keras, or a quantized
     variant too much worse than float32 (Keras when float32 was not exported), or too often of
-    another opinion (top-1 agreement with the float model)."""
+    another opinion (top-1 agreement with the float model, and, when float32 was exported, the
+    same honest answer: ok, unsure or retake)."""
     problems = []
     if "float32" in results and results["float32"]["max_probability_difference"] > float32_tolerance:
         problems.append(f"float32 differs from Keras by {results['float32']['max_probability_difference']:.2e} "
@@ -76,6 +77,9 @@ def failures(results: dict[str, dict], reference_balanced_accuracy: float, max_d
         if r["top1_agreement"] < min_agreement:
             problems.append(f"{name}: top-1 agreement with float32 on validation is {r['top1_agreement']:.1%}, "
                             f"below --min-agreement {min_agreement:.0%}")
+        if r.get("decision_agreement", 1.0) < min_agreement:
+            problems.append(f"{name}: gives float32's answer (ok, unsure or retake) for {r['decision_agreement']:.1%} "
+                            f"of validation images, below --min-agreement {min_agreement:.0%}")
     return problems
 
 

@@ -98,6 +98,7 @@ def test_float32_equals_keras_on_real_inputs(tiny_bundle, sample_images):
 def test_int8_agrees_with_float32_and_keeps_balanced_accuracy(manifest):
     int8, float32 = manifest["variants"]["int8"]["metrics"], manifest["variants"]["float32"]["metrics"]
     assert int8["top1_agreement"] >= 0.95
+    assert int8["validation"]["top1_agreement"] >= 0.95 and int8["validation"]["decision_agreement"] >= 0.95
     assert float32["balanced_accuracy"] - int8["balanced_accuracy"] <= 0.03
     assert float32["max_probability_difference"] <= 1e-4 and float32["top1_agreement"] == 1.0
 
@@ -141,7 +142,8 @@ def test_failed_verification_keeps_the_old_bundle(run_copy, monkeypatch, capsys)
     before = _digest(run_copy / "bundle")
     monkeypatch.setattr(verify, "failures", lambda *a, **k: ["float32 differs from Keras by 1.00e-02"])
     assert run_cli(cli.main, [str(run_copy), "--variants", "float32"]) == 2
-    assert "verification failed, previous bundle kept" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "verification failed, previous bundle kept" in err and "--variants" not in err  # float32 itself failed
     assert _digest(run_copy / "bundle") == before
     assert not [p for p in run_copy.iterdir() if p.name.startswith(".bundle")]
 
@@ -168,3 +170,27 @@ def test_model_whose_output_width_does_not_match_the_labels(run_copy):
     (run_copy / "labels.json").write_text(json.dumps(labels[:5]))
     result = run_module("export", str(run_copy), check=False)
     assert result.returncode == 2 and "labels.json lists" in result.stderr
+
+
+def test_the_gate_reads_validation_agreement_on_top1_and_on_the_answer():
+    from export.verify import failures
+
+    def variant(balanced, top1, decisions=None):
+        r = {"balanced_accuracy": balanced, "top1_agreement": top1, "max_probability_difference": 1e-6}
+        return r if decisions is None else {**r, "decision_agreement": decisions}
+
+    ok = {"float32": variant(0.80, 1.0, 1.0), "int8": variant(0.79, 0.97, 0.96)}
+    assert failures(ok, 0.80, 3.0, 0.95, 1e-4) == []
+    # A barely trained model: same balanced accuracy and top-1, but int8 calls every lesion "unsure".
+    unsure = {"float32": variant(0.14, 1.0, 1.0), "int8": variant(0.14, 1.0, 0.216)}
+    assert failures(unsure, 0.14, 3.0, 0.95, 1e-4) == [
+        "int8: gives float32's answer (ok, unsure or retake) for 21.6% of validation images, below --min-agreement 95%"]
+    disagree = {"float32": variant(0.50, 1.0, 1.0), "int8": variant(0.50, 0.0, 0.99)}
+    assert failures(disagree, 0.50, 3.0, 0.95, 1e-4) == [
+        "int8: top-1 agreement with float32 on validation is 0.0%, below --min-agreement 95%"]
+    assert failures({"int8": variant(0.40, 0.99)}, 0.50, 3.0, 0.95, 1e-4) == [  # no float32: Keras's figure
+        "int8: validation balanced accuracy 40.0% is 10.0 points below float32 (50.0%), more than --max-drop 3"]
+    from export.__main__ import ExportError, _gate
+    with pytest.raises(ExportError, match=r"for 21.6% of validation images.*\n  to publish the variants that passed: "
+                                          r"--variants float32$"):
+        _gate({name: {"validation": r} for name, r in unsure.items()}, 0.14, 3.0, 0.95)

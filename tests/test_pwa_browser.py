@@ -179,7 +179,8 @@ def assert_page_shows(page, answer: dict) -> None:
 
 
 def test_camera_capture_shows_the_servers_answer_for_the_captured_photo(browser, phone, server):
-    context, page = new_page(browser, phone, server, permissions=["camera"])
+    # No service worker: once one controls the page, its fetches bypass the page's routes.
+    context, page = new_page(browser, phone, server, permissions=["camera"], service_workers="block")
     on_the_kiosk(page)
     page.locator("#capture").wait_for(state="visible")
     wait_in_page(page, "document.querySelector('#camera-video').videoWidth > 0")
@@ -244,7 +245,7 @@ def test_the_apis_refusal_is_shown_to_the_user(browser, phone, server, tmp_path)
 
 
 def test_unreachable_server_is_explained(browser, phone, server):
-    context, page = new_page(browser, phone, server)
+    context, page = new_page(browser, phone, server, service_workers="block")  # routes see every request
     on_the_kiosk(page)
     page.route("**/api/predict", lambda route: route.abort("connectionrefused"))
     page.locator("#gallery-file").set_input_files(

@@ -119,13 +119,18 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, small_data):
 
 
 @pytest.mark.slow
-def test_imagenet_weights_unreachable_is_a_clear_error(tmp_path, small_data):
+def test_imagenet_weights_unreachable_is_a_clear_error_before_decoding(tmp_path, small_data):
+    started = time.monotonic()
     result = run_module("training", "--data", str(small_data), "--out", str(tmp_path / "run"),
                         "--config", "demo", "--weights", "imagenet", "--image-size", "128",
                         "--cache-dir", str(tmp_path / "cache"), check=False, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "cannot download the ImageNet weights" in result.stderr and "--weights none" in result.stderr
+    assert "mobilenet_5_0_128_tf_no_top.h5" in result.stderr  # the file to fetch elsewhere, by name
     assert "Traceback" not in result.stderr
+    assert "decoded" not in result.stdout and not (tmp_path / "cache").exists(), "failed before decoding"
+    assert not (tmp_path / "run").exists(), "a failed download leaves no run folder to trip a rerun"
+    assert time.monotonic() - started < 60
 
 
 def test_local_weights_file_is_loaded(tmp_path):
@@ -189,5 +194,6 @@ def test_reusing_a_run_folder_with_another_config_is_refused(tiny_run, synthetic
     result = run_module("training", "--data", str(synthetic_data), "--out", str(tmp_path / "run"), "--config", "demo",
                         "--image-size", "64", check=False)
     assert result.returncode == 2
-    assert "holds a run with another config; choose a new --out" in result.stderr
+    assert "holds a run with another config (image_size 96 -> 64; fine_tune_epochs 30 -> 40; seed 3 -> 42); " \
+           "pass --restart to clear its training state" in result.stderr
     assert "Traceback" not in result.stderr

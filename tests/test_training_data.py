@@ -12,7 +12,7 @@ import pytest
 from edge.labels import CODES
 from edge.preprocess import preprocess
 from tests.conftest import run_module
-from training.data import DataError, decode_images, load_records
+from training.data import DataError, check_lesion_ids, decode_images, load_records
 
 
 @pytest.fixture
@@ -66,6 +66,33 @@ def test_isic_2018_layout(data_copy, tmp_path):
     records = load_records(isic)
     got = list(records[["image_id", "lesion_id", "dx"]].itertuples(index=False, name=None))
     assert got == [(r["image_id"], r["lesion_id"], r["dx"]) for r in rows]
+    assert check_lesion_ids(isic, allow_image_level_split=False) is False  # groupings present: no leak
+
+
+def _isic_without_groupings(data: Path, isic: Path) -> Path:
+    """DATA in the ISIC 2018 Task 3 layout, with its ground truth but no lesion groupings."""
+    rows = _rows(data / "HAM10000_metadata.csv")
+    (isic / "ISIC2018_Task3_Training_Input").mkdir(parents=True)
+    for jpg in data.glob("HAM10000_images_part_*/*.jpg"):
+        shutil.copy(jpg, isic / "ISIC2018_Task3_Training_Input")
+    columns = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+    _write(isic / "ISIC2018_Task3_Training_GroundTruth.csv",
+           [{"image": r["image_id"], **{c: "1.0" if c.lower() == r["dx"] else "0.0" for c in columns}} for r in rows])
+    return isic
+
+
+def test_isic_2018_layout_without_groupings_is_refused_unless_allowed(data_copy, tmp_path):
+    isic = _isic_without_groupings(data_copy, tmp_path / "isic")
+    records = load_records(isic)  # reading is fine (benchmarks read it too): each image is its own lesion
+    assert (records["lesion_id"] == records["image_id"]).all()
+    with pytest.raises(DataError, match=r"has no ISIC2018_Task3_Training_LesionGroupings.csv.*"
+                                        r"pass --allow-image-level-split to train anyway"):
+        check_lesion_ids(isic, allow_image_level_split=False)
+    assert check_lesion_ids(isic, allow_image_level_split=True) is True
+    result = run_module("training", "--data", str(isic), "--out", str(tmp_path / "run"), "--config", "demo",
+                        check=False)
+    assert result.returncode == 2 and "--allow-image-level-split" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "run").exists(), "refused before anything was written"
 
 
 def _delete_images(data: Path, n: int) -> list[str]:
@@ -149,8 +176,8 @@ def test_more_than_one_percent_corrupt_aborts(data_copy):
 def test_decoded_cache_is_reused_and_byte_identical_to_edge(small_data, tmp_path):
     records = load_records(small_data)
     first = decode_images(records, 96, cache_dir=tmp_path)
-    cached = list(tmp_path.glob("images-96-*.npz"))
-    assert len(cached) == 1
+    cached = list(tmp_path.glob("images-96px-*.npy"))
+    assert len(cached) == 1 and cached[0].stat().st_size >= 200 * 96 * 96 * 3
     second = decode_images(records, 96, cache_dir=tmp_path)
     assert np.array_equal(first.pixels, second.pixels)
     for i in (0, 57, 199):
@@ -163,3 +190,15 @@ def test_training_cli_reports_bad_data_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "error: data folder" in result.stderr and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_an_acknowledged_image_level_split_trains_and_its_report_says_first_that_it_may_leak(small_data, tmp_path):
+    isic = _isic_without_groupings(small_data, tmp_path / "isic")
+    result = run_module("training", "--data", str(isic), "--out", str(tmp_path / "run"), "--config", "demo",
+                        "--alpha", "0.25", "--image-size", "64", "--epochs", "1", "--set", "head_epochs=0",
+                        "--set", "nonlesion_images=20", "--allow-image-level-split", timeout=900)
+    assert "WARNING: this run was split by image, not by lesion" in result.stdout
+    report = (tmp_path / "run" / "report.md").read_text().splitlines()
+    assert report[2].startswith("> **Warning:** this run was split by image, not by lesion"), report[:4]
+    assert "may be inflated" in report[2]

@@ -4,7 +4,9 @@ Example usage:
     python -m training --data demo-data --out runs/demo --config demo
     python -m training --data ~/HAM10000 --out runs/ham --config ham10000 --weights imagenet
 
-Killing a run and starting the same command again resumes from the last finished epoch.
+Killing a run and starting the same command again resumes from the last finished epoch;
+--restart clears the run folder and starts over (e.g. with other weights or another config).
+On several machines: the same command on each, with TF_CONFIG set and --strategy multiworker.
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="run folder to write, e.g. runs/NAME")
     parser.add_argument("--config", default="ham10000", choices=sorted(NAMED), help="named configuration")
     parser.add_argument("--split", type=Path, help="reuse this split.csv instead of making one")
-    parser.add_argument("--strategy", default="default", choices=["default", "mirrored"],
-                        help="mirrored: tf.distribute.MirroredStrategy over all GPUs")
+    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"],
+                        help="mirrored: tf.distribute.MirroredStrategy over all GPUs; multiworker: "
+                        "MultiWorkerMirroredStrategy over the machines TF_CONFIG names")
+    parser.add_argument("--restart", action="store_true",
+                        help="clear the run folder's training state and results, then train from the start")
+    parser.add_argument("--allow-image-level-split", action="store_true",
+                        help="train an ISIC 2018 folder without its lesion groupings file: the split is then by "
+                        "image and may leak, and the run records that")
     parser.add_argument("--cpu-devices", type=int, default=1,
                         help="split the CPU into N logical devices (to exercise --strategy mirrored without GPUs)")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/images"),
@@ -67,17 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training.config import resolve
-    from training.data import load_records
+    from training.data import check_lesion_ids, load_records
+    from training.distribute import role_of
 
     config = resolve(args.config, overrides(args))
     if args.cpu_devices < 1:
         raise ConfigError(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
-    records = load_records(args.data)  # bad data answers before TensorFlow loads
+    role = role_of(args.strategy)  # a bad TF_CONFIG answers before TensorFlow loads, and so do
+    records = load_records(args.data)  # bad data
+    check_lesion_ids(args.data, args.allow_image_level_split)  # and a leaky layout
     from training.train import train
 
     train(config, args.data, args.out, split_file=args.split, strategy_name=args.strategy,
-          cpu_devices=args.cpu_devices, cache_dir=args.cache_dir, records=records)
-    print(f"run folder: {args.out} (report: {args.out / 'report.md'})")
+          cpu_devices=args.cpu_devices, cache_dir=args.cache_dir, records=records, restart=args.restart,
+          allow_image_level_split=args.allow_image_level_split)
+    if role.chief:
+        print(f"run folder: {args.out} (report: {args.out / 'report.md'})")
     return 0
 
 

@@ -5,13 +5,17 @@ Two layouts are read:
   JPEGs in ``HAM10000_images_part_1/`` and ``HAM10000_images_part_2/``, or in any one folder.
 - ISIC 2018 Task 3: ``ISIC2018_Task3_Training_GroundTruth.csv`` (image, MEL, NV, BCC, AKIEC,
   BKL, DF, VASC one-hot) with the JPEGs in ``ISIC2018_Task3_Training_Input/``; lesion ids come
-  from ``ISIC2018_Task3_Training_LesionGroupings.csv`` when it is present.
+  from ``ISIC2018_Task3_Training_LesionGroupings.csv``. Without that file each image counts as its
+  own lesion, which training refuses unless told (`check_lesion_ids`): the split may then leak.
+
+Decoding goes through the on-disk cache of training/cache.py: one uint8 row per image, read a
+batch at a time, so no process holds every decoded image.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +25,8 @@ import pandas as pd
 
 from edge.errors import ImageError, UsageError
 from edge.labels import CODES
-from edge.preprocess import PREPROCESSING_NAME, preprocess
+from edge.preprocess import preprocess
+from training import cache
 
 KAGGLE_METADATA = "HAM10000_metadata.csv"
 ISIC_GROUND_TRUTH = "ISIC2018_Task3_Training_GroundTruth.csv"
@@ -69,9 +74,7 @@ def read_isic_ground_truth(path: Path, groupings: Path | None) -> pd.DataFrame:
     if groupings is not None:
         lesions = _read_csv(groupings).set_index("image")["lesion_id"]
         lesion_id = truth["image"].map(lesions).fillna(truth["image"])
-    else:
-        print(f"warning: {ISIC_GROUPINGS} not found; each image is treated as its own lesion, "
-              "so images of one lesion may land in different splits")
+    else:  # each image its own lesion: training refuses this unless told (check_lesion_ids)
         lesion_id = truth["image"]
     return pd.DataFrame({"image_id": truth["image"], "lesion_id": lesion_id, "dx": dx})
 
@@ -89,6 +92,35 @@ def find_metadata(data_dir: Path) -> pd.DataFrame:
         groupings = next(iter(sorted(data_dir.rglob(ISIC_GROUPINGS))), None)
         return read_isic_ground_truth(truth, groupings)
     raise DataError(f"no {KAGGLE_METADATA} or {ISIC_GROUND_TRUTH} in {data_dir}")
+
+
+def missing_lesion_groupings(data_dir: Path) -> Path | None:
+    """The ISIC 2018 ground truth when no lesion groupings file is beside it, else None."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir() or (data_dir / KAGGLE_METADATA).is_file():
+        return None
+    truth = next(iter(sorted(data_dir.rglob(ISIC_GROUND_TRUTH))), None)
+    if truth is None or next(iter(data_dir.rglob(ISIC_GROUPINGS)), None) is not None:
+        return None
+    return truth
+
+
+def check_lesion_ids(data_dir: Path, allow_image_level_split: bool) -> bool:
+    """True when the split can only be by image (and the caller allowed it), else False.
+
+    Raises:
+        DataError: an ISIC 2018 layout without lesion groupings, and no allowance.
+    """
+    truth = missing_lesion_groupings(data_dir)
+    if truth is None:
+        return False
+    if not allow_image_level_split:
+        raise DataError(
+            f"{truth.parent} has no {ISIC_GROUPINGS}, so the lesion of each image is unknown: a split by "
+            "image puts photographs of one lesion in both training and test and inflates every figure. "
+            f"Add {ISIC_GROUPINGS} (part of the ISIC 2018 Task 3 download) to {data_dir}, or pass "
+            "--allow-image-level-split to train anyway (the report will say the split may leak)")
+    return True
 
 
 def index_images(data_dir: Path) -> dict[str, Path]:
@@ -136,59 +168,63 @@ class DecodedImages:
     """Model-ready pixels for a records table, and what could not be decoded."""
 
     records: pd.DataFrame  # the decodable rows, in order, aligned with pixels
-    pixels: np.ndarray  # (N, size, size, 3) uint8, raw RGB
+    pixels: cache.Pixels  # (N, size, size, 3) uint8, raw RGB, read from the cache when indexed
     corrupt: pd.DataFrame  # image_id, path, reason
 
 
-def _cache_key(records: pd.DataFrame, size: int) -> str:
-    h = hashlib.sha256(f"{PREPROCESSING_NAME}:{size}".encode())
-    for image_id, path in zip(records["image_id"], records["path"], strict=True):
-        stat = Path(path).stat()
-        h.update(f"{image_id}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())  # not the path: relative or absolute, same cache
-    return h.hexdigest()[:20]
+def _decode_all(records: pd.DataFrame, size: int, write_row: Callable[[int, np.ndarray], None],
+                workers: int) -> dict[str, str]:
+    """Decode every image into its row; return image id -> reason for those that cannot be read."""
+    def one(i: int, path: Path) -> str | None:
+        try:
+            write_row(i, preprocess(path, size))
+        except ImageError as err:
+            return str(err)
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, range(len(records)), records["path"]))
+    return {image_id: r for image_id, r in zip(records["image_id"], results, strict=True) if r is not None}
 
 
-def _decode(path: Path, size: int) -> np.ndarray | str:
-    try:
-        return preprocess(path, size)
-    except ImageError as err:
-        return str(err)
+def _cached_rows(records: pd.DataFrame, size: int, cache_dir: Path,
+                 workers: int) -> tuple[cache.PixelFile, dict[str, str]]:
+    """The dataset's cache at this size, decoded now if absent (one process at a time)."""
+    prefix, stem = cache.cache_stem(records, size)
+    shape = (len(records), size, size, 3)
+    with cache.locked(cache_dir, prefix):
+        found = cache.read_cache(cache_dir, stem)
+        if found is not None:
+            return found
+        rows, reasons = cache.write_cache(cache_dir, stem, shape, lambda write: _decode_all(records, size, write, workers))
+        for path in cache.remove_stale(cache_dir, prefix, stem, size):
+            print(f"removed the stale image cache {path.name}")
+        return rows, reasons
 
 
 def decode_images(records: pd.DataFrame, size: int, cache_dir: Path | None, workers: int = 4) -> DecodedImages:
     """Decode every image once through the shared preprocessing, reusing a cache when possible.
 
+    With a cache folder the pixels stay on disk and are read when indexed; without one (tests,
+    benchmarks) they are held in memory.
+
     Raises:
         DataError: more than MAX_CORRUPT_SHARE of the images cannot be decoded.
     """
-    cache = Path(cache_dir) / f"images-{size}-{_cache_key(records, size)}.npz" if cache_dir else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as stored:
-            reasons = dict(zip(stored["corrupt_ids"].tolist(), stored["corrupt_reasons"].tolist(), strict=True))
-            pixels = stored["pixels"]
+    if cache_dir is not None:
+        rows, reasons = _cached_rows(records, size, Path(cache_dir), workers)
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda p: _decode(p, size), records["path"]))
-        reasons = {i: res for i, res in zip(records["image_id"], results, strict=True) if isinstance(res, str)}
-        good = [res for res in results if not isinstance(res, str)]
-        pixels = np.stack(good) if good else np.zeros((0, size, size, 3), np.uint8)
-        if cache is not None:
-            _save_cache(cache, reasons, pixels)
-    bad = records["image_id"].isin(list(reasons))
+        array = np.zeros((len(records), size, size, 3), np.uint8)
+        reasons = _decode_all(records, size, array.__setitem__, workers)
+        rows = cache.ArrayRows(array)
+    bad = records["image_id"].isin(list(reasons)).to_numpy()
     corrupt = records.loc[bad, ["image_id", "path"]].assign(reason=records.loc[bad, "image_id"].map(reasons))
     if len(corrupt) > MAX_CORRUPT_SHARE * len(records):
         first = "; ".join(f"{r.image_id}: {r.reason}" for r in corrupt.head(3).itertuples())
         raise DataError(f"{len(corrupt)} of {len(records)} images cannot be decoded (more than "
                         f"{MAX_CORRUPT_SHARE:.0%}); first: {first}")
-    return DecodedImages(records.loc[~bad].reset_index(drop=True), pixels, corrupt.reset_index(drop=True))
-
-
-def _save_cache(cache: Path, reasons: dict[str, str], pixels: np.ndarray) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, pixels=pixels, corrupt_ids=np.array(list(reasons), dtype=str),
-             corrupt_reasons=np.array(list(reasons.values()), dtype=str))
-    tmp.replace(cache)
+    return DecodedImages(records.loc[~bad].reset_index(drop=True), cache.Pixels(rows, np.flatnonzero(~bad)),
+                         corrupt.reset_index(drop=True))
 
 
 def labels_of(records: pd.DataFrame) -> np.ndarray:

@@ -1,7 +1,9 @@
 """A run's images, decoded once and divided into its train / val / test splits.
 
 Training, evaluation and export all start here, so all three see the same pixels in the same
-split; the split itself is made once (training/split.py) and kept in the run folder.
+split; the split itself is made once (training/split.py) and kept in the run folder. The pixels
+of each split are a lazy view on the decoded-image cache (training/cache.py): an index array,
+read a batch at a time, never a copy of the split.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from training import data as data_mod
+from training.cache import Pixels
 from training.config import TrainConfig
 from training.run import RunDir
 from training.split import SPLITS, SplitError, make_split, read_split
@@ -21,10 +24,14 @@ from training.split import SPLITS, SplitError, make_split, read_split
 
 @dataclass
 class Splits:
-    """Pixels and labels of each split, plus the records table rows they came from."""
+    """Pixels and labels of each split, plus the records table rows they came from.
+
+    `pixels[s]` is array-like (len, shape, int/slice/array indexing, np.asarray, astype,
+    iteration, `batches(n)`), read from the cache when indexed.
+    """
 
     records: dict[str, pd.DataFrame]
-    pixels: dict[str, np.ndarray]
+    pixels: dict[str, Pixels]
     labels: dict[str, np.ndarray]
 
     def table(self) -> pd.DataFrame:
@@ -68,7 +75,7 @@ def load_splits(records: pd.DataFrame, config: TrainConfig, run: RunDir, split_f
     labels = data_mod.labels_of(decoded.records)
     return Splits(
         records={s: decoded.records[split_of == s].reset_index(drop=True) for s in SPLITS},
-        pixels={s: decoded.pixels[split_of == s] for s in SPLITS},
+        pixels={s: decoded.pixels.subset(split_of == s) for s in SPLITS},
         labels={s: labels[split_of == s] for s in SPLITS},
     )
 

@@ -60,6 +60,12 @@ def honest_metrics(m: dict, fitted, lesion: dict) -> dict:
             "subgroups": lesion["subgroups"].to_dict("records")}
 
 
+# The first line of the report of a run trained with --allow-image-level-split.
+LEAK_WARNING = ("this run was split by image, not by lesion (the dataset has no lesion groupings, and "
+                "--allow-image-level-split was given): photographs of one lesion may sit in both training and "
+                "test, so every test figure below may be inflated.")
+
+
 def evaluate_run(run: RunDir, splits: Splits | None = None, data_dir: Path | None = None) -> dict:
     """Fit the honest-answer checks, predict the test split with the best checkpoint, write the
     metrics, report and plots.
@@ -85,8 +91,9 @@ def evaluate_run(run: RunDir, splits: Splits | None = None, data_dir: Path | Non
     history = run.history()
     if len(history):
         plot_curves(history, run.curves_png)
-    run.write_report(report_markdown(run.name, m, config, run.data_dir(data_dir)))
-    print(summary(m))
+    warnings = [LEAK_WARNING] if run.split_may_leak() else []
+    run.write_report(report_markdown(run.name, m, config, run.data_dir(data_dir), warnings))
+    print("\n".join([f"WARNING: {w}" for w in warnings] + [summary(m)]))
     return m
 
 

@@ -9,6 +9,8 @@ layers and the export ships the one it chose as the model's second output.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from training.model import BASE_NAME
@@ -42,14 +44,21 @@ def model_for(model, layers: tuple[str, ...]):
     return keras.Model(inputs, [probabilities, *[averaged[name] for name in layers]])
 
 
+def float_chunks(pixels, size: int = 256) -> Iterator[np.ndarray]:
+    """The images as float32 arrays of at most SIZE: a HAM10000-sized split (a lazy cache view or
+    an array) is never one float32 array (8,000 images at 224 px would be 4.8 GB)."""
+    for start in range(0, len(pixels), size):
+        yield np.asarray(pixels[start:start + size], np.float32)
+
+
 def extract(model, pixels, layers: tuple[str, ...], batch_size: int, built=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(softmax probabilities, {layer: (N, width) features}) of the trained model, in chunks.
 
     BUILT is model_for(model, layers) when the caller extracts several times (one graph, no retracing)."""
     both = built or model_for(model, layers)
     probs, feats = [], {name: [] for name in layers}
-    for start in range(0, len(pixels), 256):  # bounded memory on HAM10000-sized splits
-        out = both.predict(np.asarray(pixels[start:start + 256], np.float32), batch_size=batch_size, verbose=0)
+    for chunk in float_chunks(pixels):
+        out = both.predict(chunk, batch_size=batch_size, verbose=0)
         probs.append(out[0])
         for name, values in zip(layers, out[1:], strict=True):
             feats[name].append(values)

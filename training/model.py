@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 from keras import layers, ops
 
 from edge.labels import CODES
 from training.config import TrainConfig, WeightsError
+from training.weights import Weights, resolve_weights
 
 BASE_NAME = "mobilenet_base"
 FROM_SCRATCH_BN_MOMENTUM = 0.9
@@ -45,26 +44,16 @@ class BalancedAccuracy(keras.metrics.Metric):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
-def _base(config: TrainConfig) -> keras.Model:
+def _base(config: TrainConfig, weights: Weights) -> keras.Model:
     size = config.image_size
-    weights = None if config.weights == "none" else config.weights
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise WeightsError(f"weights file {weights} does not exist; pass --weights imagenet, none or PATH.h5")
     try:
         base = keras.applications.MobileNet(input_shape=(size, size, 3), alpha=config.alpha,
-                                            include_top=False, weights=weights)
-    except Exception as err:  # Keras raises a bare Exception for download failures
-        if "URL fetch failure" in str(err) or "urlopen" in str(err).lower():
-            raise WeightsError(
-                "cannot download the ImageNet weights (no internet access?). Pass --weights none to "
-                "train from scratch, or --weights PATH.h5 with a local copy of "
-                f"mobilenet_{config.alpha:g}_{size}_tf_no_top.h5") from None
-        if weights is not None and isinstance(err, ValueError):
-            raise WeightsError(f"cannot use weights {weights!r} for MobileNet alpha {config.alpha:g} "
-                               f"at {size} px: {err}") from None
-        raise
+                                            include_top=False, weights=weights.file)
+    except ValueError as err:  # checked beforehand; Keras can still find a layer that does not fit
+        raise WeightsError(f"cannot use weights {weights.source!r} for MobileNet alpha {config.alpha:g} "
+                           f"at {size} px: {err}") from None
     base.name = BASE_NAME
-    if weights is None:
+    if weights.file is None:
         # From scratch the BatchNorm statistics must catch up within a few hundred steps, not the
         # thousands that Keras's default momentum of 0.99 needs; validation is noise until then.
         for layer in base.layers:
@@ -73,16 +62,19 @@ def _base(config: TrainConfig) -> keras.Model:
     return base
 
 
-def build_model(config: TrainConfig) -> keras.Model:
+def build_model(config: TrainConfig, weights: Weights | None = None) -> keras.Model:
     """MobileNet base + pooling, dropout and a 7-way softmax, with the scaling to [-1, 1] inside.
 
+    `weights` are the config's weights as resolve_weights found them (resolved here if None).
+
     Raises:
-        WeightsError: the requested weights cannot be downloaded or do not fit the architecture.
+        ConfigError, WeightsError: the requested weights cannot be had or do not fit the architecture.
     """
     size = config.image_size
+    weights = weights or resolve_weights(config)
     inputs = keras.Input((size, size, 3), name="pixels")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_1")(inputs)
-    base = _base(config)
+    base = _base(config, weights)
     # With pretrained weights BatchNorm stays in inference mode while fine-tuning (its
     # statistics are ImageNet's); from scratch it must learn them.
     x = base(x, training=False if config.pretrained else None)

@@ -7,6 +7,7 @@ is renamed or re-shaped in one place. Tables are pandas DataFrames, JSON files a
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +60,59 @@ class RunDir:
 
     # --- starting and checking ------------------------------------------------------------------
 
-    def start(self, config: TrainConfig, data_dir: Path, cache_dir: Path | None) -> None:
+    def start(self, config: TrainConfig, data_dir: Path, cache_dir: Path | None, *, restart: bool = False,
+              facts: dict[str, Any] | None = None) -> None:
         """Create the folder, or check that it holds a run of this same config; record what it uses.
 
+        `restart` first clears a previous run (clear()). `facts` go into run.json too: the
+        weights file and its sha256, `split_may_leak`, the workers.
+
         Raises:
-            ConfigError: the folder holds a run with another config.
+            ConfigError: the folder holds a run with another config, and no restart was asked.
         """
+        if restart:
+            self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
-        if self._config.is_file() and json.loads(self._config.read_text()) != json.loads(config.to_json()):
-            raise ConfigError(f"{self.path} holds a run with another config; choose a new --out or delete it")
+        self.check_config(config)
         self._config.write_text(config.to_json() + "\n")
         self._write_json(self._labels, [{"code": c, "name": n} for c, n in CLASSES])
         self._write_json(self._info, {"data_dir": str(Path(data_dir).resolve()),
-                                      "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None})
+                                      "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+                                      **(facts or {})})
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Raises ConfigError when the folder holds a run made with another config (naming the keys)."""
+        if not self._config.is_file():
+            return
+        saved, wanted = json.loads(self._config.read_text()), json.loads(config.to_json())
+        changed = [f"{k} {saved.get(k)!r} -> {wanted.get(k)!r}" for k in wanted if saved.get(k) != wanted.get(k)]
+        if changed:
+            raise ConfigError(f"{self.path} holds a run with another config ({'; '.join(changed)}); pass "
+                              "--restart to clear its training state and start over, or choose a new --out")
+
+    def clear(self) -> list[Path]:
+        """Delete every file and folder this class names (training state, results, bundle); keep others."""
+        removed = [p for p in vars(self).values() if isinstance(p, Path) and p.parent == self.path and p.exists()]
+        for path in removed:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return removed
+
+    def has_training_state(self) -> bool:
+        """True when an interrupted or finished training left epochs or checkpoints here."""
+        return self.history_csv.is_file() or self.backup.exists() or self.model.is_file()
+
+    def copy_training_state(self, to: RunDir) -> None:
+        """Copy what resuming needs (split, history, resume checkpoints) into another folder.
+
+        A non-chief worker of a multi-worker run trains in a temporary folder seeded this way, so
+        every worker resumes from the same epoch while only the chief writes here.
+        """
+        to.path.mkdir(parents=True, exist_ok=True)
+        for name in (self._split, self.history_csv):
+            if name.is_file():
+                shutil.copy2(name, to.path / name.name)
+        if self.backup.is_dir():
+            shutil.copytree(self.backup, to.backup, dirs_exist_ok=True)
 
     def check_finished(self) -> None:
         """Raises RunError when the folder is not a finished training run."""
@@ -104,6 +145,16 @@ class RunDir:
     def cache_dir(self) -> Path | None:
         cache = self._read_json(self._info).get("cache_dir")
         return Path(cache) if cache else None
+
+    def split_may_leak(self) -> bool:
+        """True when the run was trained on an image-level split (lesion ids unknown, so one
+        lesion's photographs may sit in both training and test): its figures may be inflated.
+        Set by `python -m training --allow-image-level-split`; a report should say so first."""
+        return bool(self._info.is_file() and self._read_json(self._info).get("split_may_leak"))
+
+    def weights(self) -> dict[str, Any] | None:
+        """The weights the base started from: source, file and sha256 (None for older runs)."""
+        return self._read_json(self._info).get("weights") if self._info.is_file() else None
 
     # --- tables and results --------------------------------------------------------------------
 

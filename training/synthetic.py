@@ -1,20 +1,27 @@
 """Write a synthetic HAM10000-shaped dataset: same layout, same columns, lesion-like images.
 
 Example usage:
-    python -m training.synthetic demo-data --images 1400 --seed 7
+    python -m training.synthetic demo-data --images 1400 --seed 7 [--workers 4]
 
 The images are not medical images: they are drawn so that colour, border regularity, size
 and texture depend on the class (the cues dermatologists use), with enough variation within a
 class and overlap between classes that the task is learnable but not trivial. Several images
 of one lesion are drawn from one lesion with a different pose, zoom and light, so a split by
 image leaks exactly as it would on the real data.
+
+The lesions are drawn in parallel, one process per core. Each lesion draws from its own random
+stream, seeded by (seed, lesion number), so the same seed writes the same bytes whatever the
+number of workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from edge.labels import CODES
 
 WIDTH, HEIGHT = 600, 450
+PARTS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
 # HAM10000's class counts (ARCHITECTURE.md lists the dataset facts), used as proportions.
 HAM_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142, "df": 115}
 # Every class gets at least this share, so rare classes still have test images in a small set.
@@ -67,47 +75,58 @@ def class_counts(n_images: int) -> dict[str, int]:
     return counts
 
 
+@functools.cache
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    """Pixel row and column coordinates (float32: half the memory traffic of float64)."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    return yy, xx
+
+
+def _normal(rng: np.random.Generator, scale: float, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
+
+
 def _skin(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-    tone = np.array([225, 180, 150]) * rng.uniform(0.75, 1.05) + rng.normal(0, 6, 3)
-    noise = rng.normal(0, 4, (HEIGHT, WIDTH, 1))
-    img = np.broadcast_to(tone, (HEIGHT, WIDTH, 3)) + noise
+    tone = (np.array([225, 180, 150]) * rng.uniform(0.75, 1.05) + rng.normal(0, 6, 3)).astype(np.float32)
+    img = tone + _normal(rng, 4, (HEIGHT, WIDTH, 1))
     # dermatoscope vignetting: dark round edge
     r = np.hypot((xx - WIDTH / 2) / (WIDTH / 2), (yy - HEIGHT / 2) / (HEIGHT / 2))
-    vignette = np.clip(1.15 - rng.uniform(0.35, 0.6) * r**2, 0.15, 1.0)
+    vignette = np.clip(1.15 - np.float32(rng.uniform(0.35, 0.6)) * r**2, 0.15, 1.0)
     return img * vignette[..., None]
 
 
 def _lesion_mask(lesion: dict, pose: dict, yy: np.ndarray, xx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Soft mask of the lesion and the normalized radius (0 centre, 1 border)."""
     cx, cy = WIDTH / 2 + pose["dx"], HEIGHT / 2 + pose["dy"]
-    angle = np.arctan2(yy - cy, xx - cx) - pose["rotation"]
-    dist = np.hypot(xx - cx, yy - cy)
-    wobble = sum(a * np.sin(k * angle + p) for k, a, p in lesion["harmonics"])
-    stretch = 1 + lesion["elongation"] * np.cos(2 * angle)
-    border = lesion["radius"] * pose["zoom"] * stretch * (1 + wobble)
+    f = np.float32
+    angle = np.arctan2(yy - f(cy), xx - f(cx)) - f(pose["rotation"])
+    dist = np.hypot(xx - f(cx), yy - f(cy))
+    wobble = sum(f(a) * np.sin(f(k) * angle + f(p)) for k, a, p in lesion["harmonics"])
+    stretch = 1 + f(lesion["elongation"]) * np.cos(2 * angle)
+    border = f(lesion["radius"] * pose["zoom"]) * stretch * (1 + wobble)
     rnorm = dist / np.maximum(border, 1)
-    mask = np.clip((1 - rnorm) * lesion["radius"] * pose["zoom"] / lesion["blur"], 0, 1)
+    mask = np.clip((1 - rnorm) * f(lesion["radius"] * pose["zoom"] / lesion["blur"]), 0, 1)
     return mask, rnorm
 
 
 def _texture(code: str, lesion: dict, rnorm: np.ndarray, rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
     """Class-specific texture painted over the base lesion colour."""
     style = STYLES[code]
-    second = np.array(style.colours[1], dtype=float) * lesion["tone"]
-    speckle = rng.normal(0, 1, rnorm.shape)
+    second = (np.array(style.colours[1], dtype=float) * lesion["tone"]).astype(np.float32)
+    speckle = _normal(rng, 1, rnorm.shape)
     if code == "mel":
         blobs = _smooth_noise(rng, 4) > 0.15
-        grey_blue = np.array([100, 110, 135]) * lesion["tone"]
+        grey_blue = (np.array([100, 110, 135]) * lesion["tone"]).astype(np.float32)
         base = np.where(blobs[..., None], second, base)
         base = np.where((_smooth_noise(rng, 6) > 0.5)[..., None], grey_blue, base)
     elif code == "df":
-        base = np.where((rnorm < 0.45)[..., None], np.array([225, 205, 190]), base)
+        base = np.where((rnorm < 0.45)[..., None], np.array([225, 205, 190], np.float32), base)
     elif code == "bcc":
         vessels = np.abs(np.sin(rnorm * 25 + _smooth_noise(rng, 3) * 6)) < 0.08
-        base = np.where(vessels[..., None], np.array([170, 40, 50]), base)
+        base = np.where(vessels[..., None], np.array([170, 40, 50], np.float32), base)
     elif code == "akiec":
         flakes = speckle > 1.6
-        base = np.where(flakes[..., None], np.array([235, 225, 215]), base)
+        base = np.where(flakes[..., None], np.array([235, 225, 215], np.float32), base)
     elif code == "bkl":
         cracks = np.abs(_smooth_noise(rng, 12)) < 0.06
         base = np.where(cracks[..., None], second * 0.6, base)
@@ -115,15 +134,15 @@ def _texture(code: str, lesion: dict, rnorm: np.ndarray, rng: np.random.Generato
         lobules = np.sin(rnorm * 14) > 0.6
         base = np.where(lobules[..., None], second, base)
     else:  # nv: a reticular network, slightly darker centre
-        base = base * (1 - 0.15 * np.clip(1 - rnorm, 0, 1))[..., None]
-    return base + speckle[..., None] * 6
+        base = base * (1 - np.float32(0.15) * np.clip(1 - rnorm, 0, 1))[..., None]
+    return base + speckle[..., None] * np.float32(6)
 
 
 def _smooth_noise(rng: np.random.Generator, cells: int) -> np.ndarray:
     """Low-frequency noise in [-1, 1] (bilinear-upsampled random grid)."""
     grid = rng.uniform(0, 255, (cells + 1, cells + 1)).astype(np.uint8)
     big = Image.fromarray(grid).resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)
-    return np.asarray(big, dtype=float) / 127.5 - 1
+    return np.asarray(big, dtype=np.float32) / np.float32(127.5) - 1
 
 
 def _hairs(image: Image.Image, rng: np.random.Generator) -> None:
@@ -157,16 +176,16 @@ def new_lesion(code: str, rng: np.random.Generator) -> dict:
 
 def render(code: str, lesion: dict, rng: np.random.Generator) -> Image.Image:
     """One 600x450 photograph of a lesion, with a random pose, zoom, light and hairs."""
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(float)
+    yy, xx = _grid()
     pose = {"dx": rng.normal(0, 25), "dy": rng.normal(0, 20), "zoom": rng.uniform(0.85, 1.15),
             "rotation": rng.uniform(0, 2 * math.pi)}
     skin = _skin(rng, yy, xx)
     mask, rnorm = _lesion_mask(lesion, pose, yy, xx)
     texture_rng = np.random.default_rng(lesion["texture_seed"])
-    colour = np.broadcast_to(lesion["colour"], skin.shape)
+    colour = np.broadcast_to(lesion["colour"].astype(np.float32), skin.shape)
     lesion_img = _texture(code, lesion, rnorm, texture_rng, colour)
-    img = skin * (1 - mask[..., None]) + lesion_img * mask[..., None]
-    img = img * rng.uniform(0.9, 1.1)  # exposure
+    img = skin + (lesion_img - skin) * mask[..., None]
+    img *= np.float32(rng.uniform(0.9, 1.1))  # exposure
     image = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     _hairs(image, rng)
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
@@ -178,29 +197,69 @@ def _images_per_lesion(rng: np.random.Generator) -> int:
     return int(rng.choice([2, 3, 4, 5, 6], p=[0.6, 0.22, 0.1, 0.05, 0.03]))
 
 
-def generate(out: Path, n_images: int, seed: int) -> list[dict]:
-    """Write OUT/HAM10000_metadata.csv and the JPEGs split over two part folders, as on Kaggle."""
+@dataclass(frozen=True)
+class LesionPlan:
+    """One lesion to draw: its number (which seeds its random stream), class and image files."""
+
+    number: int
+    code: str
+    files: tuple[str, ...]  # paths relative to the dataset folder
+
+
+def plan(n_images: int, seed: int) -> tuple[list[LesionPlan], list[dict]]:
+    """Every lesion and the metadata rows, drawn from the seed alone (cheap, one process)."""
     rng = np.random.default_rng(seed)
-    parts = [out / "HAM10000_images_part_1", out / "HAM10000_images_part_2"]
-    for part in parts:
-        part.mkdir(parents=True, exist_ok=True)
+    plans: list[LesionPlan] = []
     rows: list[dict] = []
     lesion_no, image_no = 0, 24306  # HAM10000's ISIC ids start at ISIC_0024306
     for code, count in class_counts(n_images).items():
         made = 0
         while made < count:
             lesion_no += 1
-            lesion = new_lesion(code, rng)
             meta = {"age": float(rng.integers(1, 18) * 5), "sex": str(rng.choice(["male", "female"])),
                     "localization": str(rng.choice(LOCALIZATIONS))}
+            files = []
             for _ in range(min(_images_per_lesion(rng), count - made)):
                 image_id = f"ISIC_{image_no:07d}"
-                image_no += 1
-                made += 1
-                part = parts[0] if len(rows) % 2 == 0 else parts[1]
-                render(code, lesion, rng).save(part / f"{image_id}.jpg", quality=90)
+                files.append(f"{PARTS[len(rows) % 2]}/{image_id}.jpg")
                 rows.append({"lesion_id": f"HAM_{lesion_no:07d}", "image_id": image_id, "dx": code,
                              "dx_type": DX_TYPES[code], **meta})
+                image_no += 1
+                made += 1
+            plans.append(LesionPlan(lesion_no, code, tuple(files)))
+    return plans, rows
+
+
+def draw_lesion(out: Path, seed: int, lesion: LesionPlan) -> None:
+    """Write every photograph of one lesion, from its own random stream (seed, lesion number)."""
+    rng = np.random.default_rng([seed, lesion.number])
+    properties = new_lesion(lesion.code, rng)
+    for name in lesion.files:
+        render(lesion.code, properties, rng).save(out / name, quality=90)
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def generate(out: Path, n_images: int, seed: int, workers: int | None = None) -> list[dict]:
+    """Write OUT/HAM10000_metadata.csv and the JPEGs split over two part folders, as on Kaggle.
+
+    Raises:
+        ValueError: n_images is too small for every class to have an image.
+    """
+    plans, rows = plan(n_images, seed)
+    for part in PARTS:
+        (out / part).mkdir(parents=True, exist_ok=True)
+    draw = functools.partial(draw_lesion, out, seed)
+    workers = workers or default_workers()
+    if workers == 1:
+        for lesion in plans:
+            draw(lesion)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(draw, plans, chunksize=8))
     _write_metadata(out / "HAM10000_metadata.csv", rows)
     return rows
 
@@ -220,12 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="folder to write (created)")
     parser.add_argument("--images", type=int, default=1400, help="number of images (>= 100)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="processes drawing lesions (default: one per core); the output does not depend on it")
     args = parser.parse_args(argv)
     if args.images < 100:
         parser.error(f"--images must be at least 100, got {args.images}")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     if (args.out / "HAM10000_metadata.csv").exists():
         parser.error(f"{args.out} already holds a dataset; choose an empty folder")
-    rows = generate(args.out, args.images, args.seed)
+    rows = generate(args.out, args.images, args.seed, args.workers)
     lesions = len({r["lesion_id"] for r in rows})
     counts = {c: sum(r["dx"] == c for r in rows) for c in CODES}
     print(f"wrote {len(rows)} images of {lesions} lesions to {args.out}: "
