@@ -21,6 +21,8 @@ const SHELL = [
   "/static/js/decode.js",
   "/static/js/honesty.js",
   "/static/js/integrity.js",
+  "/static/js/request.js",
+  "/static/colours.css",
   "/static/styles.css",
   "/manifest.webmanifest",
   "/static/icons/icon-192.png",

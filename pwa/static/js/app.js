@@ -8,7 +8,6 @@ import {
   GUIDE_FRACTION,
   JPEG_QUALITY,
   MESSAGES,
-  REQUEST_TIMEOUT_MS,
   cameraProblem,
   engineChoice,
   failureFor,
@@ -19,6 +18,7 @@ import {
   whereToRun,
 } from "./logic.js";
 import { analyseOnPhone, bootOnPhone, readConfig } from "./onphone.js";
+import { requestJson } from "./request.js";
 
 const $ = (id) => document.getElementById(id);
 const page = { state: initialState, shownResult: null, stream: null, previewUrl: null, lastUpload: null };
@@ -104,21 +104,10 @@ function onFileChosen(event) {
 
 // --- Talking to the server ------------------------------------------------------------------
 
-// {kind: "http", status, statusText, body} | {kind: "timeout"} | {kind: "network"}
-async function postPhoto(blob, name) {
+function postPhoto(blob, name) {
   const form = new FormData();
   form.append("image", blob, name);
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-  try {
-    const response = await fetch("/api/predict", { method: "POST", body: form, signal: controller.signal });
-    const body = await response.json().catch(() => null);
-    return { kind: "http", ok: response.ok, status: response.status, statusText: response.statusText, body };
-  } catch {
-    return { kind: controller.signal.aborted ? "timeout" : "network" };
-  } finally {
-    clearTimeout(timer);
-  }
+  return requestJson("/api/predict", { method: "POST", body: form });
 }
 
 async function classify(blob, name) {

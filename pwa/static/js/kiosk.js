@@ -4,7 +4,8 @@
 // After a result or an error, the page goes back to the camera by itself once nobody has touched
 // it for the idle timeout, and forgets the photo: nothing is stored.
 
-import { REQUEST_TIMEOUT_MS, failureFor } from "./logic.js";
+import { failureFor } from "./logic.js";
+import { requestJson } from "./request.js";
 import { CAMERA_POLL_MS, STREAM_RETRY_MS, idleNote, idleSeconds, kioskView, serverCameraProblem } from "./kiosk-logic.js";
 
 const $ = (id) => document.getElementById(id);
@@ -73,18 +74,8 @@ function toCamera() {
 
 // --- Capture --------------------------------------------------------------------------------
 
-async function postCapture() {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-  try {
-    const response = await fetch("/api/camera/capture", { method: "POST", signal: controller.signal });
-    const body = await response.json().catch(() => null);
-    return { kind: "http", ok: response.ok, status: response.status, statusText: response.statusText, body };
-  } catch {
-    return { kind: controller.signal.aborted ? "timeout" : "network" };
-  } finally {
-    clearTimeout(timer);
-  }
+function postCapture() {
+  return requestJson("/api/camera/capture", { method: "POST" });
 }
 
 async function capture() {
