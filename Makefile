@@ -18,7 +18,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 help:
 	@echo "make demo   - set up, make synthetic data, train, export, benchmark and serve the demo model"
 	@echo "make test   - set up (venv + Debian test packages when root) and run the whole test suite"
-	@echo "make test-fast - the tests that need no trained model (about a minute or two)"
+	@echo "make test-fast - the tests that need no trained model (3 to 5 minutes)"
 	@echo "make web    - build the PWA's on-device runtime (pwa/static/vendor/) from pwa/web/ with npm"
 	@echo "make lint   - ruff"
 	@echo "make clean  - remove the demo data and runs (keeps .venv and .cache)"
@@ -77,7 +77,7 @@ test: system-deps setup
 	$(PY) -m pytest
 
 # Everything that needs no trained model: the API, CLI, Classifier, browser and Pi-unit tests,
-# against an untrained bundle exported in about 30 s.
+# against an untrained bundle exported in about a minute.
 test-fast: system-deps setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -m "not trained and not slow"
