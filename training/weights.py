@@ -64,12 +64,9 @@ def imagenet_file_name(config: TrainConfig) -> str:
     return f"mobilenet_{IMAGENET_ALPHAS[config.alpha]}_{config.image_size}_tf_no_top.h5"
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
+def digest_of(path: Path, algorithm: str = "sha256") -> str:
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, algorithm).hexdigest()
 
 
 def download_imagenet(config: TrainConfig, cache_dir: Path | None = None) -> Path:
@@ -101,7 +98,7 @@ def download_imagenet(config: TrainConfig, cache_dir: Path | None = None) -> Pat
             got.replace(rejected)
         raise WeightsError(
             f"the downloaded {name} from {url} is not the known file (md5 {known} expected, "
-            f"{hashlib.md5(rejected.read_bytes()).hexdigest() if rejected.exists() else 'unknown'} "
+            f"{digest_of(rejected, 'md5') if rejected.exists() else 'unknown'} "
             f"received): a broken or altered download; it was set aside as {rejected}. Try again, or pass "
             "--weights PATH/TO/" + name + " with a file you trust") from None
     except Exception as err:  # Keras raises a bare Exception for download failures
@@ -162,4 +159,4 @@ def resolve_weights(config: TrainConfig) -> Weights:
         return Weights("none", None, None)
     path = download_imagenet(config) if config.weights == "imagenet" else Path(config.weights)
     check_weights_file(path, config)
-    return Weights(config.weights, str(path.resolve()), sha256_of(path))
+    return Weights(config.weights, str(path.resolve()), digest_of(path))

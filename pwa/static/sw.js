@@ -22,7 +22,7 @@ const SHELL = [
   "/static/js/honesty.js",
   "/static/js/integrity.js",
   "/static/js/request.js",
-  "/static/colours.css",
+  "/static/base.css",
   "/static/styles.css",
   "/manifest.webmanifest",
   "/static/icons/icon-192.png",
