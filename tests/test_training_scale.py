@@ -108,11 +108,11 @@ def test_training_batches_read_the_rows_they_label():
     assert sorted(np.concatenate(shards).astype(int)) == list(range(70)) and len(shards[0]) == 35
 
 
-def _mobilenet_file(path: Path, alpha: float) -> Path:
+def _mobilenet_file(path: Path, alpha: float, application: str = "MobileNet") -> Path:
     import keras
 
-    keras.applications.MobileNet(input_shape=(64, 64, 3), alpha=alpha, include_top=False,
-                                 weights=None).save_weights(path)
+    getattr(keras.applications, application)(input_shape=(64, 64, 3), alpha=alpha, include_top=False,
+                                             weights=None).save_weights(path)
     return path
 
 
@@ -128,15 +128,25 @@ def _keras_download(path: Path, alpha: float) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("name", "alpha", "overrides", "message"), [
-    ("w.weights.h5", 0.5, {}, r"is MobileNet alpha 0.5 \(16 first filters\) but the config trains alpha 0.25"),
-    ("mobilenet_2_5_128_tf_no_top.h5", 0.25, {},
+@pytest.mark.parametrize(("name", "alpha", "application", "overrides", "message"), [
+    ("w.weights.h5", 0.5, "MobileNet", {}, r"is mobilenet alpha 0.5 \(16 first filters\) but the config trains alpha 0.25"),
+    ("mobilenet_2_5_128_tf_no_top.h5", 0.25, "MobileNet", {},
      r"was trained at 128 px but the config trains at 64 px; pass --image-size 128"),
+    ("v2.weights.h5", 0.35, "MobileNetV2", {},
+     r"holds 52 convolutions, not the 27 of mobilenet: it is mobilenet_v2; pass --set arch=mobilenet_v2"),
+    ("v1.weights.h5", 0.25, "MobileNet", {"arch": "mobilenet_v2", "alpha": "0.35"},
+     r"holds 27 convolutions, not the 52 of mobilenet_v2: it is mobilenet; pass --set arch=mobilenet"),
+    ("v2.weights.h5", 1.0, "MobileNetV2", {"arch": "mobilenet_v2", "alpha": "0.5"},
+     r"is mobilenet_v2 alpha 1 \(32 first filters\) but the config trains alpha 0.5; pass --alpha 1"),
+    ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5", 0.35, "MobileNetV2",
+     {"arch": "mobilenet_v2", "alpha": "0.35"},
+     r"was trained at 96 px but the config trains at 64 px; pass --image-size 96 or "
+     r"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_64_no_top.h5"),
 ])
-def test_weights_file_must_fit_the_config(tmp_path, name, alpha, overrides, message):
+def test_weights_file_must_fit_the_config(tmp_path, name, alpha, application, overrides, message):
     from training.weights import resolve_weights
 
-    path = _mobilenet_file(tmp_path / "source.weights.h5", alpha)
+    path = _mobilenet_file(tmp_path / "source.weights.h5", alpha, application)
     path = path.rename(tmp_path / name)
     config = resolve("demo", {"alpha": "0.25", "image_size": "64", "weights": str(path), **overrides})
     with pytest.raises(WeightsError, match=message):
@@ -176,14 +186,18 @@ def test_imagenet_download_is_checked_against_its_known_hash(tmp_path, monkeypat
     assert f"no known hash for {name}" in capsys.readouterr().out
 
 
-def test_a_failed_download_names_the_file_and_the_way_round(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("config", "name"), [
+    ("ham10000", "mobilenet_1_0_224_tf_no_top.h5"),
+    ("ham10000_cpu", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+])
+def test_a_failed_download_names_the_file_and_the_way_round(tmp_path, monkeypatch, config, name):
     from training import weights as weights_mod
 
     monkeypatch.setenv(weights_mod.MIRROR_ENV, (tmp_path / "empty").as_uri())
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    with pytest.raises(WeightsError, match=r"cannot download the ImageNet weights from file://.*mobilenet_1_0_224_tf_no_top.h5"
-                                           r".*pass --weights PATH/TO/mobilenet_1_0_224_tf_no_top.h5"):
-        weights_mod.resolve_weights(resolve("ham10000", {}))
+    with pytest.raises(WeightsError, match=rf"cannot download the ImageNet weights from file://.*{name}"
+                                           rf".*pass --weights PATH/TO/{name}"):
+        weights_mod.resolve_weights(resolve(config, {}))
 
 
 def test_weights_that_are_not_hdf5_or_have_no_imagenet_version(tmp_path):
@@ -192,8 +206,12 @@ def test_weights_that_are_not_hdf5_or_have_no_imagenet_version(tmp_path):
     (tmp_path / "notes.h5").write_text("not weights")
     with pytest.raises(WeightsError, match=r"notes.h5 is not an HDF5 \(.h5\) file"):
         resolve_weights(resolve("demo", {"weights": str(tmp_path / "notes.h5")}))
-    with pytest.raises(ConfigError, match="ImageNet weights exist for alpha 0.25, 0.5, 0.75, 1 at 128, 160, 192, 224 px"):
+    with pytest.raises(ConfigError, match="ImageNet weights for mobilenet exist for alpha 0.25, 0.5, 0.75, 1 at "
+                                          "128, 160, 192, 224 px"):
         resolve_weights(resolve("demo", {"weights": "imagenet", "image_size": "96"}))
+    with pytest.raises(ConfigError, match="ImageNet weights for mobilenet_v2 exist for alpha 0.35, 0.5, 0.75, 1 at "
+                                          "96, 128, 160, 192, 224 px, not alpha 0.25"):
+        resolve_weights(resolve("demo", {"weights": "imagenet", "arch": "mobilenet_v2", "alpha": "0.25"}))
 
 
 def test_another_config_is_refused_naming_restart_and_restart_clears(tmp_path):

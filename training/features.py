@@ -15,8 +15,15 @@ import numpy as np
 
 from training.model import BASE_NAME
 
-# Candidate layers: two mid-level MobileNet blocks and the final pooled features ("pool").
-CANDIDATE_LAYERS = ("conv_pw_5_relu", "conv_pw_7_relu", "pool")
+# Candidate layers per architecture: two mid-level blocks, one at 1/8 and one at 1/16 of the input
+# side, and the final pooled features ("pool"). In MobileNetV2 the expansions are the wide
+# activations (192 and 384 channels at alpha 1), as v1's pointwise outputs are (256 and 512).
+MID_LAYERS = {"mobilenet": ("conv_pw_5_relu", "conv_pw_7_relu"),
+              "mobilenet_v2": ("block_6_expand_relu", "block_10_expand_relu")}
+
+
+def candidate_layers(arch: str) -> tuple[str, ...]:
+    return (*MID_LAYERS[arch], "pool")
 
 
 def graph(model, layers: tuple[str, ...]):

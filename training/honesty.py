@@ -84,9 +84,11 @@ def _candidate(candidate: ood.Candidate, feats: dict, probs: dict, labels: np.nd
     return figures, arrays
 
 
-def choose_ood(feats: dict, probs: dict, labels: np.ndarray, dense: dict, keep: float) -> tuple[dict, dict]:
+def choose_ood(feats: dict, probs: dict, labels: np.ndarray, dense: dict, keep: float,
+               arch: str) -> tuple[dict, dict]:
     """Every candidate's figures and the kept one (best selection AUROC, then fewest features)."""
-    results = {c.name: _candidate(c, feats, probs, labels, dense, keep) for c in ood.CANDIDATES}
+    results = {c.name: _candidate(c, feats, probs, labels, dense, keep)
+               for c in ood.candidates(features.MID_LAYERS[arch])}
     best = max(results, key=lambda n: (round(results[n][0]["selection_auroc"], 3), -results[n][0]["feature_width"]))
     figures, arrays = results[best]
     summary = {"score": figures["score"], "layers": figures["layers"], "threshold": figures["threshold"],
@@ -96,7 +98,7 @@ def choose_ood(feats: dict, probs: dict, labels: np.ndarray, dense: dict, keep: 
 
 def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
     """Fit on train/val; measure on test and on non-lesion photos."""
-    layers = features.CANDIDATE_LAYERS
+    layers = features.candidate_layers(config.arch)
     size = splits.pixels["train"].shape[1]
     images = {s: splits.pixels[s] for s in ("train", "val", "test")}
     for name, seed in (("selection", SELECTION_SEED), ("report", REPORT_SEED)):
@@ -110,7 +112,7 @@ def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
     temperature = calibration.fit_temperature(raw["val"], labels["val"])
     calibrated = {name: calibration.scaled(p, temperature) for name, p in raw.items()}
     chosen, arrays = choose_ood(feats, calibrated, labels["train"], calibrated_dense(model, temperature),
-                                config.ood_keep)
+                                config.ood_keep, config.arch)
     mel = CODES.index(MELANOMA)
     threshold = referral.threshold_for_sensitivity(calibrated["val"][:, mel], labels["val"] == mel,
                                                    config.referral_sensitivity)

@@ -44,13 +44,17 @@ class BalancedAccuracy(keras.metrics.Metric):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
+# keras.applications constructors by TrainConfig.arch.
+APPLICATIONS = {"mobilenet": "MobileNet", "mobilenet_v2": "MobileNetV2"}
+
+
 def _base(config: TrainConfig, weights: Weights) -> keras.Model:
     size = config.image_size
+    application = getattr(keras.applications, APPLICATIONS[config.arch])
     try:
-        base = keras.applications.MobileNet(input_shape=(size, size, 3), alpha=config.alpha,
-                                            include_top=False, weights=weights.file)
+        base = application(input_shape=(size, size, 3), alpha=config.alpha, include_top=False, weights=weights.file)
     except ValueError as err:  # checked beforehand; Keras can still find a layer that does not fit
-        raise WeightsError(f"cannot use weights {weights.source!r} for MobileNet alpha {config.alpha:g} "
+        raise WeightsError(f"cannot use weights {weights.source!r} for {config.arch} alpha {config.alpha:g} "
                            f"at {size} px: {err}") from None
     base.name = BASE_NAME
     if weights.file is None:

@@ -31,14 +31,17 @@ class Candidate:
         return f"{self.score}({'+'.join(self.layers)})" if self.score == "mahalanobis" else self.score
 
 
-CANDIDATES = (
-    Candidate("mahalanobis", ("conv_pw_5_relu",)),
-    Candidate("mahalanobis", ("conv_pw_7_relu",)),
-    Candidate("mahalanobis", ("pool",)),
-    Candidate("mahalanobis", ("conv_pw_5_relu", "pool")),
-    Candidate("msp", ("pool",)),
-    Candidate("energy", ("pool",)),
-)
+def candidates(mid_layers: tuple[str, str]) -> tuple[Candidate, ...]:
+    """Mahalanobis on each mid-level layer, on the pooled features and on the first with them; MSP; energy."""
+    first, second = mid_layers
+    return (
+        Candidate("mahalanobis", (first,)),
+        Candidate("mahalanobis", (second,)),
+        Candidate("mahalanobis", ("pool",)),
+        Candidate("mahalanobis", (first, "pool")),
+        Candidate("msp", ("pool",)),
+        Candidate("energy", ("pool",)),
+    )
 
 
 def fit_mahalanobis(features: np.ndarray, labels: np.ndarray, classes: int) -> dict[str, np.ndarray]:

@@ -73,7 +73,7 @@ def report_markdown(run_name: str, m: dict, config, data_dir: Path, warnings: li
     lines += [f"> **Warning:** {w}" for w in warnings or []] + ([""] if warnings else [])
     lines += [
         f"> {DISCLAIMER}", "",
-        f"Model: MobileNet alpha {config.alpha:g} at {config.image_size} px, weights `{config.weights}`, "
+        f"Model: {config.arch} alpha {config.alpha:g} at {config.image_size} px, weights `{config.weights}`, "
         f"best checkpoint by `{config.monitor}`. Data: `{data_dir}`.", "",
         f"Test split: {m['n_test_images']} images whose lesions appear in no training or validation "
         "image (split by `lesion_id`). Balanced accuracy (mean per-class recall) is the ISIC 2018 "

@@ -1,15 +1,18 @@
 """Resolve the pretrained weights a config asks for, before anything is decoded or written.
 
-`--weights imagenet` downloads Keras's MobileNet no-top file (or finds it in ~/.keras/models);
-`--weights PATH` opens the file and checks that it is a MobileNet of the config's width (alpha)
-and, when its name follows Keras's `mobilenet_{alpha}_{size}_tf_no_top.h5`, of its size too.
-Either way the file's sha256 is recorded in the run (run.json), so two runs can be compared.
+`--weights imagenet` downloads Keras's no-top file for the config's architecture (MobileNet v1
+or MobileNetV2), or finds it in ~/.keras/models; `--weights PATH` opens the file and checks that
+it is that architecture, of the config's width (alpha) and, when its name follows Keras's naming,
+of its size too. Either way the file's sha256 is recorded in the run (run.json), so two runs can
+be compared.
 
 A download is checked against a known hash (KNOWN_MD5) before it is used, and a file already in
-Keras's cache is checked again each time. Keras publishes no hash for the MobileNet v1 files (its
-`mobilenet.py` calls `get_file` without `file_hash`), so the table holds what could be found
-elsewhere; a file without an entry is used with a printed notice that nothing vouches for it.
-`LESIONLITE_IMAGENET_URL` points the download at a mirror (a folder URL: http(s) or file://).
+Keras's cache is checked again each time. Keras publishes no hash for the MobileNet files (its
+`mobilenet.py` and `mobilenet_v2.py` call `get_file` without `file_hash`), so a hash is pinned only
+where the file's bytes were seen and checked (docs/training.md, "The weights pin"): a wrong pin
+would refuse every user's first run. A file without an entry is used with a printed notice, and
+its sha256 goes into run.json. `LESIONLITE_IMAGENET_URL` points the download at a mirror (a folder
+URL: http(s) or file://).
 """
 
 from __future__ import annotations
@@ -17,25 +20,51 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from training.config import ConfigError, TrainConfig, WeightsError
 
-# Where and under which names Keras's MobileNet looks for its ImageNet weights.
-IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
-IMAGENET_ALPHAS = {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}
-IMAGENET_SIZES = (128, 160, 192, 224)
-KERAS_NAME = re.compile(r"mobilenet_(\d_\d)_(\d+)_tf(_no_top)?\.h5$")
-# Known md5 of Keras's no-top files (Keras's own get_file checks it). The 1.0/224 file, which the
-# ham10000 config downloads (17,225,924 bytes), is pinned by the MIAnalyzer/MIA project's weights
-# mirror with this md5 (same table as Keras's own hashes for the files Keras does publish). It
-# could not be checked against a download on the machine this was written on (no internet
-# there); a mismatch is refused with the advice to pass a file you trust as --weights PATH.
-KNOWN_MD5 = {"mobilenet_1_0_224_tf_no_top.h5": "725ccbd03d61d7ced5b5c4cd17e7d527"}
+
+@dataclass(frozen=True)
+class Family:
+    """Where and under which names keras.applications finds one MobileNet generation's weights."""
+
+    url: str
+    alphas: dict[float, str]  # alpha -> its spelling in the file name
+    sizes: tuple[int, ...]
+    name: str  # file name pattern, {alpha} and {size} filled in
+    pattern: re.Pattern  # a Keras file name of this family: groups alpha spelling, size
+    convolutions: int  # 4-D weight arrays in a no-top file: tells the generations apart
+    # The first convolution's filters (3x3 over RGB) at width ALPHA: the file's width.
+    first_filters: Callable[[float], int]
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """MobileNetV2's channel rounding (keras.applications.mobilenet_v2._make_divisible)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+FAMILIES = {
+    # 1 stem + 13 depthwise + 13 pointwise convolutions.
+    "mobilenet": Family("https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/",
+                        {0.25: "2_5", 0.5: "5_0", 0.75: "7_5", 1.0: "1_0"}, (128, 160, 192, 224),
+                        "mobilenet_{alpha}_{size}_tf_no_top.h5", re.compile(r"mobilenet_(\d_\d)_(\d+)_tf(_no_top)?\.h5$"),
+                        27, lambda alpha: int(32 * alpha)),
+    # 1 stem + 17 inverted residual blocks (expand, depthwise, project; the first has no expand) + 1 head.
+    "mobilenet_v2": Family("https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
+                           {0.35: "0.35", 0.5: "0.5", 0.75: "0.75", 1.0: "1.0"}, (96, 128, 160, 192, 224),
+                           "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{size}_no_top.h5",
+                           re.compile(r"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_(\d\.\d+)_(\d+)(_no_top)?\.h5$"),
+                           52, lambda alpha: _make_divisible(32 * alpha)),
+}
+# Known md5 of Keras's no-top files, pinned only for bytes that were checked: the v1 alpha 0.25 /
+# 224 px file (2,108,140 bytes), two independent public copies with the same sha256
+# (dbdb03ee...0e5b0bf), loading bit-identically into MobileNet(alpha=0.25, include_top=False).
+KNOWN_MD5 = {"mobilenet_2_5_224_tf_no_top.h5": "f313cee49f5d33dfb06f2b255c4adb64"}
 MIRROR_ENV = "LESIONLITE_IMAGENET_URL"
-# MobileNet's first convolution has int(32 * alpha) filters of 3x3x3: the file's width.
-FIRST_FILTERS = 32
 
 
 @dataclass(frozen=True)
@@ -51,17 +80,18 @@ class Weights:
 
 
 def imagenet_file_name(config: TrainConfig) -> str:
-    """Keras's file name for the no-top ImageNet weights of this alpha and size.
+    """Keras's file name for the no-top ImageNet weights of this architecture, alpha and size.
 
     Raises:
         ConfigError: Keras publishes no ImageNet weights for this alpha or size.
     """
-    if config.alpha not in IMAGENET_ALPHAS or config.image_size not in IMAGENET_SIZES:
+    family = FAMILIES[config.arch]
+    if config.alpha not in family.alphas or config.image_size not in family.sizes:
         raise ConfigError(
-            f"ImageNet weights exist for alpha {', '.join(f'{a:g}' for a in IMAGENET_ALPHAS)} at "
-            f"{', '.join(map(str, IMAGENET_SIZES))} px, not alpha {config.alpha:g} at {config.image_size} px; "
+            f"ImageNet weights for {config.arch} exist for alpha {', '.join(f'{a:g}' for a in family.alphas)} at "
+            f"{', '.join(map(str, family.sizes))} px, not alpha {config.alpha:g} at {config.image_size} px; "
             "pass --weights none to train from scratch")
-    return f"mobilenet_{IMAGENET_ALPHAS[config.alpha]}_{config.image_size}_tf_no_top.h5"
+    return family.name.format(alpha=family.alphas[config.alpha], size=config.image_size)
 
 
 def digest_of(path: Path, algorithm: str = "sha256") -> str:
@@ -79,7 +109,7 @@ def download_imagenet(config: TrainConfig, cache_dir: Path | None = None) -> Pat
     import keras
 
     name = imagenet_file_name(config)
-    base = os.environ.get(MIRROR_ENV) or IMAGENET_URL
+    base = os.environ.get(MIRROR_ENV) or FAMILIES[config.arch].url
     url = base.rstrip("/") + "/" + name
     known = KNOWN_MD5.get(name)
     home = Path(cache_dir or os.environ.get("KERAS_HOME") or Path.home() / ".keras")  # Keras's own default
@@ -104,7 +134,7 @@ def download_imagenet(config: TrainConfig, cache_dir: Path | None = None) -> Pat
     except Exception as err:  # Keras raises a bare Exception for download failures
         raise WeightsError(
             f"cannot download the ImageNet weights from {url} ({type(err).__name__}: {str(err)[:120]}; no "
-            f"internet access?). Pass --weights none to train from scratch, or download {IMAGENET_URL}{name} on "
+            f"internet access?). Pass --weights none to train from scratch, or download {url} on "
             f"another machine and pass --weights PATH/TO/{name} (or set {MIRROR_ENV} to a folder that holds it)"
         ) from None
     if known is None:
@@ -126,8 +156,14 @@ def _conv_shapes(path: Path) -> list[tuple[int, ...]]:
     return shapes
 
 
+def _width_of(family: Family, first_filters: int) -> str:
+    """The alpha (or alphas) whose first convolution has FIRST_FILTERS filters, for a message."""
+    alphas = [f"{a:g}" for a in family.alphas if family.first_filters(a) == first_filters]
+    return " or ".join(alphas) or f"unknown ({first_filters} first filters)"
+
+
 def check_weights_file(path: Path, config: TrainConfig) -> None:
-    """Raises WeightsError unless PATH holds no-top MobileNet weights of the config's alpha and size."""
+    """Raises WeightsError unless PATH holds no-top weights of the config's architecture, alpha and size."""
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; pass --weights imagenet, none or PATH.h5")
     shapes = _conv_shapes(path)
@@ -136,16 +172,20 @@ def check_weights_file(path: Path, config: TrainConfig) -> None:
         raise WeightsError(f"{path} holds no MobileNet weights (no 3x3 convolution over RGB)")
     if any(s[-1] == 1000 for s in shapes):
         raise WeightsError(f"{path} includes the ImageNet classifier; pass the _no_top file")
-    want = int(FIRST_FILTERS * config.alpha)
-    if first[0][3] != want:
-        raise WeightsError(f"{path} is MobileNet alpha {first[0][3] / FIRST_FILTERS:g} ({first[0][3]} first filters) "
-                           f"but the config trains alpha {config.alpha:g}; pass --alpha {first[0][3] / FIRST_FILTERS:g} "
-                           "or the file for this alpha")
-    named = KERAS_NAME.search(path.name)
+    family = FAMILIES[config.arch]
+    if len(shapes) != family.convolutions:
+        other = next((name for name, f in FAMILIES.items() if f.convolutions == len(shapes)), None)
+        raise WeightsError(f"{path} holds {len(shapes)} convolutions, not the {family.convolutions} of {config.arch}"
+                           + (f": it is {other}; pass --set arch={other} or a {config.arch} file" if other else ""))
+    if first[0][3] != family.first_filters(config.alpha):
+        width = _width_of(family, first[0][3])
+        raise WeightsError(f"{path} is {config.arch} alpha {width} ({first[0][3]} first filters) but the config "
+                           f"trains alpha {config.alpha:g}; pass --alpha {width.split()[0]} or the file for this alpha")
+    named = family.pattern.search(path.name)
     if named and int(named.group(2)) != config.image_size:
         raise WeightsError(f"{path.name} was trained at {named.group(2)} px but the config trains at "
                            f"{config.image_size} px; pass --image-size {named.group(2)} or "
-                           f"mobilenet_{named.group(1)}_{config.image_size}_tf_no_top.h5")
+                           f"{family.name.format(alpha=named.group(1), size=config.image_size)}")
 
 
 def resolve_weights(config: TrainConfig) -> Weights:
