@@ -12,7 +12,7 @@ from edge import Classifier
 from edge.labels import CODES, MELANOMA
 from training import calibration, nonlesion, referral
 from training.dataset import load_run_splits
-from training.honesty import REPORT_SEED, outputs
+from training.honesty import outputs
 from training.run import RunDir
 
 pytestmark = pytest.mark.trained
@@ -77,7 +77,7 @@ def test_good_test_photos_are_mostly_ok(classifier, manifest, test_split_images)
 
 
 def test_photos_with_no_lesion_are_never_ok(classifier):
-    made = nonlesion.images(40, seed=REPORT_SEED + 1)
+    made = nonlesion.images(40, "report")
     answers = [(kind, classifier.classify(image)) for kind, image in made]
     assert [kind for kind, a in answers if a.status == "ok"] == []
     usable = [a for _, a in answers if a.status != "retake"]  # photos the quality check let through
@@ -121,7 +121,7 @@ def test_the_api_answers_each_status(tiny_bundle, sample_images):
     import io
 
     from pwa import create_app
-    from training.nonlesion import natural_sources
+    from training.nonlesion import photo_sources
 
     client = create_app({"BUNDLE": str(tiny_bundle), "TESTING": True}).test_client()
 
@@ -135,7 +135,7 @@ def test_the_api_answers_each_status(tiny_bundle, sample_images):
     dark = post(ImageEnhance.Brightness(Image.open(sample_images[0])).enhance(0.25))
     assert dark["status"] == "retake" and "too_dark" in [r["code"] for r in dark["reasons"]]
     assert dark["reasons"][0]["message"] == "The photo is too dark: add light and retake it."
-    temple = post(Image.open(natural_sources()[0]))
+    temple = post(Image.open(photo_sources("selection")[0]))
     assert temple["status"] == "unsure" and [r["code"] for r in temple["reasons"]] == ["out_of_distribution"]
     assert len(temple["predictions"]) == 7  # still given, for transparency
     statuses = {post(Image.open(p))["status"] for p in sample_images}

@@ -77,6 +77,46 @@ def test_referral_threshold_by_hand():
         referral.threshold_for_sensitivity(p, np.zeros(7, bool), 0.9)
 
 
+def test_referral_threshold_per_lesion_is_the_lower_when_lesions_repeat():
+    # Melanoma lesion A has three images (0.9, 0.2, 0.15), B one (0.8), C one (0.7); two others 0.1, 0.05.
+    p = np.array([0.9, 0.2, 0.15, 0.8, 0.7, 0.1, 0.05])
+    is_mel = np.array([True, True, True, True, True, False, False])
+    lesions = np.array(["A", "A", "A", "B", "C", "D", "E"])
+    # A lesion is referred when at least half of its images are: A's score is its 2nd largest, 0.2.
+    assert list(referral.lesion_scores(p[is_mel], lesions[is_mel])) == [0.2, 0.8, 0.7]
+    # Target 3/5 images: the 3rd image is 0.7, the next lower 0.2. Target 2/3 lesions: B and C (0.7),
+    # the next lower score among all images 0.2. Both halfway in log-odds between 0.7 and 0.2.
+    chosen = referral.threshold_per_image_and_lesion(p, is_mel, lesions, 0.6)
+    halfway = 1 / (1 + (3 / 7 * 4) ** 0.5)
+    assert chosen["image"] == pytest.approx(halfway) and chosen["lesion"] == pytest.approx(halfway)
+    # Target all: every image means 0.15; every lesion means A's score 0.2, so the image one is lower.
+    chosen = referral.threshold_per_image_and_lesion(p, is_mel, lesions, 1.0)
+    assert chosen["threshold"] == chosen["image"] < chosen["lesion"]
+
+
+def test_exact_intervals_do_not_collapse_at_the_edges():
+    # Clopper-Pearson 16/16: lower bound 0.025 ** (1 / 16) = 0.7941; 10/10: 0.025 ** 0.1 = 0.6915.
+    assert lesionstats.exact_interval(16, 16) == pytest.approx((0.025 ** (1 / 16), 1.0))
+    assert lesionstats.exact_interval(0, 10) == pytest.approx((0.0, 1 - 0.025 ** 0.1))
+    # 16 melanoma images from 10 lesions, all referred: per lesion 10/10.
+    hit = pd.Series([True] * 16)
+    lesion = pd.Series([f"L{i}" for i in [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 7, 8, 9]])
+    found = lesionstats.lesion_proportion(hit, lesion)
+    assert (found["image_hits"], found["images"], found["lesion_hits"], found["lesions"]) == (16, 16, 10, 10)
+    assert found["lesion_ci95"] == pytest.approx([0.025 ** 0.1, 1.0])
+    # A lesion with one of two images referred counts as referred (at least half); one of three does not.
+    split = lesionstats.lesion_proportion(pd.Series([True, False, True, False, False]), pd.Series(list("AABBB")))
+    assert (split["lesion_hits"], split["lesions"]) == (1, 2)
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.99892, "0.9989"), (0.25, "0.250"), (0.96, "0.960"),
+                                             (0.99999, "0.99999"), (0.0004, "0.0004")])
+def test_thresholds_print_with_the_digits_they_need(value, text):
+    from training.report_honest import threshold_text
+
+    assert threshold_text(value) == text
+
+
 def test_wilson_interval_matches_the_published_values():
     # Newcombe (1998), Statistics in Medicine 17:857, table I: 81/263 -> 0.2553-0.3662; 0/10 -> 0-0.2775.
     assert wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
@@ -183,10 +223,18 @@ def test_honesty_file_round_trips_through_the_manifest_layout():
         assert np.array_equal(unpacked[name], values)
 
 
-def test_nonlesion_set_mixes_photos_and_the_wrong_things():
-    made = nonlesion.images(12, seed=3)
-    kinds = [k for k, _ in made]
-    assert kinds.count("natural") == 6 and {"texture", "text", "flat", "gradient", "noise"} <= set(kinds)
+@pytest.mark.parametrize(("which", "kinds"), [("selection", {"texture", "flat", "gradient", "terrain"}),
+                                              ("report", {"medical", "text", "noise"})])
+def test_nonlesion_sets_mix_photos_and_the_wrong_things(which, kinds):
+    made = nonlesion.images(12, which)
+    assert [k for k, _ in made].count("photo") == 6 and {k for k, _ in made} == {"photo", *kinds}
     assert all(image.size == (600, 450) and image.mode == "RGB" for _, image in made)
-    again = nonlesion.images(12, seed=3)
+    again = nonlesion.images(12, which)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for (_, a), (_, b) in zip(made, again, strict=True))
+
+
+def test_the_two_nonlesion_sets_share_no_source():
+    assert not set(nonlesion.photo_sources("selection")) & set(nonlesion.photo_sources("report"))
+    assert not set(nonlesion.KINDS["selection"]) - {"photo"} & set(nonlesion.KINDS["report"])
+    selection, report = (np.stack([np.asarray(i) for _, i in nonlesion.images(40, w)]) for w in nonlesion.SETS)
+    assert not any((report == image).all(axis=(1, 2, 3)).any() for image in selection)

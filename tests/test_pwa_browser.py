@@ -364,9 +364,9 @@ def trained_server(tiny_bundle, tmp_path_factory):
 
 def test_a_photo_of_no_lesion_is_answered_unsure(browser, phone, trained_server, tmp_path):
     """A natural photo (scikit-learn's sample of a Chinese temple) with the trained bundle."""
-    from training.nonlesion import natural_sources
+    from training.nonlesion import photo_sources
 
     photo = tmp_path / "temple.jpg"
-    photo.write_bytes(jpeg_bytes(Image.open(natural_sources()[0]).convert("RGB")))
+    photo.write_bytes(jpeg_bytes(Image.open(photo_sources("selection")[0]).convert("RGB")))
     answer = _show_status(browser, phone, trained_server, photo, "unsure", "pwa-unsure.png")
     assert [r["code"] for r in answer["reasons"]] == ["out_of_distribution"]

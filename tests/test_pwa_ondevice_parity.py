@@ -144,10 +144,10 @@ def test_the_same_pixels_give_the_same_output_bytes(page, variant, tiny_bundle, 
 
 def test_unsure_is_shown_on_the_phone_as_on_the_server(page, variant, tmp_path):
     """A natural photo (scikit-learn's sample of a Chinese temple), with no lesion in it."""
-    from training.nonlesion import natural_sources
+    from training.nonlesion import photo_sources
 
     photo = tmp_path / "temple.jpg"
-    photo.write_bytes(jpeg_bytes(Image.open(natural_sources()[0]).convert("RGB")))
+    photo.write_bytes(jpeg_bytes(Image.open(photo_sources("selection")[0]).convert("RGB")))
     page.locator("#engine-phone").check()
     page.locator("#gallery-file").set_input_files(str(photo))
     page.locator("#result-view").wait_for(state="visible")

@@ -38,10 +38,12 @@ def lesion_level(table: pd.DataFrame, params: dict, seed: int) -> dict:
     threshold = params["melanoma"]["threshold"]
     ci = lesionstats.lesion_bootstrap(table, lesionstats.test_statistics(list(CODES), MELANOMA, threshold), seed=seed)
     statistic = lesionstats.test_statistics(list(CODES), MELANOMA, threshold)(table)
-    referral = {"threshold": threshold, "target_sensitivity": params["melanoma"]["target_sensitivity"],
-                "validation_sensitivity": params["melanoma"]["validation_sensitivity"],
+    mel = table["dx"] == MELANOMA
+    referred = table[MELANOMA] >= threshold
+    referral = {**params["melanoma"],
                 **{f"test_{k}": statistic[f"referral_{k}"] for k in ("sensitivity", "specificity")},
-                **{f"test_{k}_ci95": list(ci[f"referral_{k}"]) for k in ("sensitivity", "specificity")}}
+                "test_sensitivity_exact": lesionstats.lesion_proportion(referred[mel], table.loc[mel, "lesion_id"]),
+                "test_specificity_exact": lesionstats.lesion_proportion(~referred[~mel], table.loc[~mel, "lesion_id"])}
     return {"ci": ci, "referral": referral,
             "subgroups": lesionstats.subgroups(table, MELANOMA, table[MELANOMA] >= threshold)}
 

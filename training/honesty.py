@@ -13,15 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from edge import quality
 from edge.labels import CODES, MELANOMA
-from training import calibration, features, nonlesion, ood, referral
+from training import calibration, features, lesionstats, nonlesion, ood, referral
 from training.config import TrainConfig
 from training.dataset import Splits
 
-# Non-lesion photos: one set chooses the OOD score, an independent one reports it.
-SELECTION_SEED, REPORT_SEED = 101, 202
 # A highlight covering this share of the frame does not by itself make a photo unusable; the
 # training images' own clipped share is used when it is larger.
 MIN_CLIPPED_ALLOWANCE = 0.02
@@ -92,8 +91,21 @@ def choose_ood(feats: dict, probs: dict, labels: np.ndarray, dense: dict, keep: 
     best = max(results, key=lambda n: (round(results[n][0]["selection_auroc"], 3), -results[n][0]["feature_width"]))
     figures, arrays = results[best]
     summary = {"score": figures["score"], "layers": figures["layers"], "threshold": figures["threshold"],
-               "keep_target": keep, "kept": best, "compared": {n: f for n, (f, _) in results.items()}}
+               "keep_target": keep, "kept": best, "compared": {n: f for n, (f, _) in results.items()},
+               "nonlesion_sources": dict(nonlesion.SOURCES)}
     return summary, arrays
+
+
+def fit_referral(probabilities: np.ndarray, labels: np.ndarray, lesion_id: np.ndarray, target: float) -> dict:
+    """The melanoma referral threshold (per image and per lesion, the lower) and its validation figures."""
+    mel = CODES.index(MELANOMA)
+    p, is_mel = probabilities[:, mel], labels == mel
+    chosen = referral.threshold_per_image_and_lesion(p, is_mel, lesion_id, target)
+    sensitivity, specificity = referral.sensitivity_specificity(p, is_mel, chosen["threshold"])
+    lesions = lesionstats.lesion_proportion(pd.Series(p[is_mel] >= chosen["threshold"]), pd.Series(lesion_id[is_mel]))
+    return {"threshold": chosen["threshold"], "image_threshold": chosen["image"], "lesion_threshold": chosen["lesion"],
+            "target_sensitivity": target, "validation_sensitivity": sensitivity, "validation_specificity": specificity,
+            "validation_lesion_sensitivity": lesions["lesion_rate"]}
 
 
 def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
@@ -101,8 +113,8 @@ def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
     layers = features.candidate_layers(config.arch)
     size = splits.pixels["train"].shape[1]
     images = {s: splits.pixels[s] for s in ("train", "val", "test")}
-    for name, seed in (("selection", SELECTION_SEED), ("report", REPORT_SEED)):
-        images[name] = nonlesion.pixels(config.nonlesion_images, seed, size)[0]
+    for name in nonlesion.SETS:  # from different sources: one chooses the OOD score, one reports it
+        images[name] = nonlesion.pixels(config.nonlesion_images, name, size)[0]
     built = features.model_for(model, layers)
     extracted = {name: features.extract(model, pixels, layers, config.batch_size, built)
                  for name, pixels in images.items()}
@@ -113,14 +125,10 @@ def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
     calibrated = {name: calibration.scaled(p, temperature) for name, p in raw.items()}
     chosen, arrays = choose_ood(feats, calibrated, labels["train"], calibrated_dense(model, temperature),
                                 config.ood_keep, config.arch)
-    mel = CODES.index(MELANOMA)
-    threshold = referral.threshold_for_sensitivity(calibrated["val"][:, mel], labels["val"] == mel,
-                                                   config.referral_sensitivity)
-    val_sens, val_spec = referral.sensitivity_specificity(calibrated["val"][:, mel], labels["val"] == mel, threshold)
     params = {"temperature": temperature, "ood": chosen,
               "quality": fit_quality(splits.pixels["train"], config.quality_tail),
-              "melanoma": {"threshold": threshold, "target_sensitivity": config.referral_sensitivity,
-                           "validation_sensitivity": val_sens, "validation_specificity": val_spec},
+              "melanoma": fit_referral(calibrated["val"], labels["val"], splits.records["val"]["lesion_id"].to_numpy(),
+                                       config.referral_sensitivity),
               "low_confidence_below": config.low_confidence_below}
     figures = {"calibration": {"before": calibration.figures(raw["test"], labels["test"]),
                                "after": calibration.figures(calibrated["test"], labels["test"])},

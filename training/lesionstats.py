@@ -1,9 +1,13 @@
-"""Statistics that respect lesions: intervals by resampling lesions, and subgroup tables.
+"""Statistics that respect lesions: intervals by resampling lesions, exact intervals of
+proportions, and subgroup tables.
 
 Several test images can show one lesion (on the real split, 451 of 1,002 test images belong to
 lesions with more than one test image); treating them as independent makes intervals too
 narrow. The bootstrap here resamples lesions with replacement, keeping each lesion's images
-together, and takes percentile intervals.
+together, and takes percentile intervals: right for balanced accuracy and AUC. A percentile
+bootstrap of a proportion collapses at 0% and 100% (16 of 16 melanomas gives [1, 1]), so
+proportions (sensitivity, acceptance) get exact Clopper-Pearson intervals from SciPy instead,
+counted per lesion where lesions repeat (`lesion_proportion`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 BOOTSTRAP_RESAMPLES = 1000
 AGE_BANDS = [0, 30, 45, 60, 75, 200]
@@ -33,6 +38,29 @@ def lesion_bootstrap(table: pd.DataFrame, statistic: Callable[[pd.DataFrame], di
     tail = (1 - confidence) / 2 * 100
     return {name: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail)))
             for name, v in draws.items()}
+
+
+def exact_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of successes/total (SciPy's binomtest, method "exact"); nan for 0 of 0."""
+    if total == 0:
+        return (float("nan"), float("nan"))
+    interval = stats.binomtest(int(successes), int(total)).proportion_ci(confidence_level=confidence, method="exact")
+    return (float(interval.low), float(interval.high))
+
+
+def lesion_proportion(hit: pd.Series, lesion_id: pd.Series) -> dict[str, float | int | list[float]]:
+    """A proportion per image and per lesion, each with its exact 95% interval.
+
+    A lesion counts as a hit when at least half of its images are (a person photographing it is
+    then at least as likely as not to get the answer), so each lesion counts once.
+    """
+    per_lesion = hit.astype(float).groupby(lesion_id.to_numpy(), sort=False).mean() >= 0.5
+    images, lesions = int(hit.sum()), int(per_lesion.sum())
+    return {"images": int(len(hit)), "image_hits": images, "image_rate": images / len(hit) if len(hit) else float("nan"),
+            "image_ci95": list(exact_interval(images, len(hit))),
+            "lesions": int(len(per_lesion)), "lesion_hits": lesions,
+            "lesion_rate": lesions / len(per_lesion) if len(per_lesion) else float("nan"),
+            "lesion_ci95": list(exact_interval(lesions, len(per_lesion)))}
 
 
 def recall_of(table: pd.DataFrame, code: str) -> float:

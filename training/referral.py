@@ -2,8 +2,10 @@
 "show it to a doctor", even when melanoma is not the top class.
 
 Chosen on the validation split for a target sensitivity (config `referral_sensitivity`, default
-0.90): the highest threshold at which at least that share of validation melanomas reach it.
-The test split only reports the sensitivity and specificity it then has.
+0.90): the highest threshold at which at least that share of validation melanomas reach it,
+counted per image and per lesion (a lesion is referred when at least half of its images are,
+training/lesionstats.py), whichever is lower. The test split only reports the sensitivity and
+specificity it then has.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from scipy import special
 
 # Probabilities are clipped this far from 0 and 1 before taking log-odds (a float32 softmax saturates).
@@ -37,6 +40,28 @@ def threshold_for_sensitivity(melanoma_probability: np.ndarray, is_melanoma: np.
         return float(kept)
     logit = special.logit(np.clip([kept, below.max()], CLIP, 1 - CLIP))
     return float(special.expit(logit.mean()))
+
+
+def lesion_scores(melanoma_probability: np.ndarray, lesion_id: np.ndarray) -> np.ndarray:
+    """Per lesion, the highest threshold at which at least half of its images are referred: the
+    ceil(n/2)-th largest melanoma probability among its n images."""
+    ranked = pd.Series(melanoma_probability).groupby(np.asarray(lesion_id), sort=False)
+    return ranked.apply(lambda p: np.sort(p.to_numpy())[::-1][math.ceil(len(p) / 2) - 1]).to_numpy()
+
+
+def threshold_per_image_and_lesion(melanoma_probability: np.ndarray, is_melanoma: np.ndarray, lesion_id: np.ndarray,
+                                   target: float) -> dict[str, float]:
+    """The image-level and lesion-level thresholds for TARGET sensitivity, and the one used (the lower).
+
+    Raises:
+        ValueError: as threshold_for_sensitivity.
+    """
+    per_image = threshold_for_sensitivity(melanoma_probability, is_melanoma, target)
+    scores = lesion_scores(melanoma_probability[is_melanoma], lesion_id[is_melanoma])
+    below_all = melanoma_probability[~is_melanoma]
+    per_lesion = threshold_for_sensitivity(np.r_[scores, below_all], np.r_[np.ones(len(scores), bool),
+                                                                           np.zeros(len(below_all), bool)], target)
+    return {"image": per_image, "lesion": per_lesion, "threshold": min(per_image, per_lesion)}
 
 
 def sensitivity_specificity(melanoma_probability: np.ndarray, is_melanoma: np.ndarray,

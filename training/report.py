@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from edge.labels import CODES, DISCLAIMER
-from training.report_honest import _ci, _pct, honest_sections
+from training.report_honest import _ci, _pct, honest_sections, threshold_text
 
 
-def plot_confusion(matrix: list[list[int]], path: Path) -> None:
+def plot_confusion(matrix: list[list[int]], path: Path, title: str = "Test split") -> None:
     """Counts and row-normalized (recall) confusion matrices side by side."""
     import matplotlib
 
@@ -21,10 +21,10 @@ def plot_confusion(matrix: list[list[int]], path: Path) -> None:
     counts = np.array(matrix)
     rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-    for ax, values, title, fmt in ((axes[0], counts, "counts", "d"), (axes[1], rows, "row-normalized (recall)", ".2f")):
+    for ax, values, kind, fmt in ((axes[0], counts, "counts", "d"), (axes[1], rows, "row-normalized (recall)", ".2f")):
         ax.imshow(values, cmap="Blues")
         ax.set(xticks=range(len(CODES)), yticks=range(len(CODES)), xticklabels=CODES, yticklabels=CODES,
-               xlabel="predicted", ylabel="true (dermatologist / histology)", title=f"Test split: {title}")
+               xlabel="predicted", ylabel="true (dermatologist / histology)", title=f"{title}: {kind}")
         for (i, j), v in np.ndenumerate(values):
             ax.text(j, i, format(v, fmt), ha="center", va="center",
                     color="white" if v > values.max() / 2 else "black", fontsize=8)
@@ -108,8 +108,9 @@ def summary(m: dict) -> str:
         f"unsure (out of distribution): {ood['kept']} score, AUROC {chosen['test_auroc']:.3f} against non-lesion "
         f"photos; accepts {_pct(chosen['test_acceptance'])} of test lesions and {_pct(chosen['nonlesion_acceptance'])} "
         "of non-lesion photos",
-        f"melanoma referral: threshold {ref['threshold']:.3f} (validation sensitivity "
+        f"melanoma referral (any status): threshold {threshold_text(ref['threshold'])} (validation sensitivity "
         f"{_pct(ref['validation_sensitivity'])}); test sensitivity {_pct(ref['test_sensitivity'])} "
-        f"(95% CI {_ci(ref['test_sensitivity_ci95'])}), specificity {_pct(ref['test_specificity'])}",
+        f"(exact 95% CI {_ci(ref['test_sensitivity_exact']['image_ci95'])}; per lesion "
+        f"{_pct(ref['test_sensitivity_exact']['lesion_rate'])}), specificity {_pct(ref['test_specificity'])}",
         f"photo quality: {_pct(m['quality']['training_pass_rate'])} of training images pass",
     ])

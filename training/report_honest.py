@@ -11,6 +11,20 @@ def _ci(pair: list[float]) -> str:
     return f"{_pct(pair[0])}–{_pct(pair[1])}"
 
 
+def threshold_text(value: float) -> str:
+    """A threshold with the digits it needs: 0.99892 -> "0.9989" (never "1.000"), 0.25 -> "0.250"."""
+    decimals = f"{value:.8f}".split(".")[1]
+    digits = max(3, len(decimals) - len(decimals.lstrip("9")) + 2)
+    while digits < 8 and f"{value:.{digits}f}" in ("1." + "0" * digits, "0." + "0" * digits):
+        digits += 1
+    whole, decimals = f"{value:.{digits}f}".split(".")
+    return f"{whole}.{decimals.rstrip('0').ljust(3, '0')}"
+
+
+def _proportion(p: dict, level: str) -> str:
+    return f"{_pct(p[f'{level}_rate'])} ({p[f'{level}_hits']} of {p[f'{level}s']}, exact 95% CI {_ci(p[f'{level}_ci95'])})"
+
+
 def calibration_section(m: dict) -> list[str]:
     before, after = m["calibration"]["before"], m["calibration"]["after"]
     return [
@@ -31,8 +45,9 @@ def ood_section(m: dict) -> list[str]:
         f"Kept score: **{ood['kept']}** (best AUROC on validation lesions against one set of non-lesion photos; "
         "ties go to the fewer features). "
         f"Its threshold accepts at least {_pct(ood['keep_target'])} of validation lesions. Test figures use the test "
-        "split and an independent set of non-lesion photos (natural photos, textures, text, flat colours, "
-        "gradients, noise).", "",
+        "split and a report set of non-lesion photos from other sources than the selection set.", "",
+        f"- selection set: {ood.get('nonlesion_sources', {}).get('selection', 'n/a')}",
+        f"- report set: {ood.get('nonlesion_sources', {}).get('report', 'n/a')}", "",
         "| score | features | selection AUROC | test AUROC | test lesions accepted | non-lesion photos accepted |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -56,14 +71,22 @@ def quality_section(m: dict) -> list[str]:
 
 def referral_section(m: dict) -> list[str]:
     r = m["referral"]
-    return [
+    lines = [
         "## Melanoma referral", "",
-        f"An answer says *show it to a doctor* when the melanoma probability is at least **{r['threshold']:.3f}**, "
-        f"the threshold that keeps {_pct(r['target_sensitivity'])} sensitivity on the validation split "
-        f"(there: {_pct(r['validation_sensitivity'])}). On the test split: sensitivity "
-        f"{_pct(r['test_sensitivity'])} (95% CI {_ci(r['test_sensitivity_ci95'])}), specificity "
-        f"{_pct(r['test_specificity'])} (95% CI {_ci(r['test_specificity_ci95'])}).", "",
+        f"Every answer, whatever its status, says *show it to a doctor* when the melanoma probability is at least "
+        f"**{threshold_text(r['threshold'])}**: the lower of the thresholds that keep "
+        f"{_pct(r['target_sensitivity'])} sensitivity on the validation split per image "
+        f"({threshold_text(r.get('image_threshold', r['threshold']))}) and per lesion "
+        f"({threshold_text(r.get('lesion_threshold', r['threshold']))}; a lesion counts as referred when at least half "
+        f"of its images are). Validation sensitivity there: {_pct(r['validation_sensitivity'])} per image.", "",
     ]
+    if "test_sensitivity_exact" in r:
+        sens, spec = r["test_sensitivity_exact"], r["test_specificity_exact"]
+        lines += ["| on the test split | per image | per lesion |", "|---|---|---|",
+                  f"| sensitivity (melanomas referred) | {_proportion(sens, 'image')} | {_proportion(sens, 'lesion')} |",
+                  f"| specificity (others not referred) | {_proportion(spec, 'image')} | {_proportion(spec, 'lesion')} |",
+                  ""]
+    return lines
 
 
 def subgroup_section(m: dict) -> list[str]:
