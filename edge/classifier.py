@@ -117,7 +117,8 @@ class Classifier:
         self._interpreter = self._load_interpreter(model, num_threads)
         self._input = self._interpreter.get_input_details()[0]
         self._output, self._features = self._find_outputs()
-        self.honesty = Honesty(self.bundle_dir, self.manifest.honesty, self.manifest.feature_width, len(self.labels))
+        self.honesty = Honesty(self.bundle_dir, self.manifest.honesty_for(self.variant), self.manifest.feature_width,
+                               len(self.labels))
         self._lock = threading.Lock()
 
     def _load_interpreter(self, model: bytes, num_threads: int | None) -> Interpreter:

@@ -21,6 +21,8 @@ from edge.labels import MELANOMA
 from edge.manifest import HonestyInfo
 
 STATUSES = ("ok", "unsure", "retake")
+# The reasons that tell a person to show the lesion to a doctor: an answer carrying one refers.
+REFERRAL_REASONS = frozenset({"melanoma_risk"})
 MESSAGES = {
     "too_dark": "The photo is too dark: add light and retake it.",
     "too_bright": "The photo is too bright or washed out: avoid direct light and flash glare, then retake it.",

@@ -10,7 +10,7 @@ file, the field and what to do.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from edge.preprocess import PREPROCESSING_DESCRIPTION, PREPROCESSING_NAME
 
 # 2: variant metrics nested under "metrics"; "default_variant" is required and honoured.
 # 3: a second model output (pooled features) and the "honesty" section with honesty.bin.
-SCHEMA_VERSION = 3
+# 4: a quantized variant may carry its own "honesty" override (its OOD statistics and threshold
+#    and its referral threshold, fitted on its own outputs), which a runtime must apply.
+SCHEMA_VERSION = 4
 MANIFEST_NAME = "manifest.json"
 INPUT_DTYPE = "raw RGB 0-255 (normalization to [-1, 1] is inside the model)"
 # Every variant takes exactly one image: the export fixes the input signature at batch 1
@@ -55,6 +57,10 @@ class Variant:
     # Measured with the edge runtime at export: accuracy, balanced_accuracy, per_class_recall,
     # melanoma_sensitivity, top1_agreement and max_probability_difference against the float model.
     metrics: dict[str, Any] = field(default_factory=dict)
+    # What this variant decides differently from the bundle's "honesty" section: the fields of
+    # HonestyInfo fitted on its own outputs (file, bytes, sha256, arrays, ood, melanoma). A
+    # quantized model's features and probabilities are not float32's, so neither are its thresholds.
+    honesty: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,16 @@ class Manifest:
         if name not in self.variants:
             raise BundleError(f"unknown variant {name!r}: this bundle has {', '.join(self.variants)}")
         return self.variants[name]
+
+    def honesty_for(self, name: str | None = None) -> HonestyInfo:
+        """The honest-answer settings of the named (or default) variant: the bundle's, with the
+        variant's own override applied.
+
+        Raises:
+            BundleError: no such variant.
+        """
+        override = self.variant(name).honesty
+        return replace(self.honesty, **override) if override else self.honesty
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -254,7 +270,21 @@ class _Checker:
             features_quantization=self.quantization(value.get("features_quantization"), f"{where}.features_quantization"),
             conversion=value.get("conversion") or {},
             metrics=value.get("metrics") or {},
+            honesty=self.honesty_override(value.get("honesty"), f"{where}.honesty"),
         )
+
+    def honesty_override(self, value: Any, where: str) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        value = self.typed(value, dict, f"'{where}'")
+        unknown = sorted(set(value) - set(HONESTY_OVERRIDES))
+        if unknown:
+            raise BundleError(f"{self.path}: {where} has field(s) {', '.join(unknown)} this runtime does not apply; "
+                              f"it applies {', '.join(HONESTY_OVERRIDES)}")
+        for key, kind in HONESTY_OVERRIDES.items():
+            if key in value:
+                self.typed(value[key], kind, f"'{where}.{key}'")
+        return value
 
 
     def honesty(self, value: dict) -> HonestyInfo:
@@ -280,4 +310,6 @@ class _Checker:
             low_confidence_below=float(self.field(value, "low_confidence_below", number, "honesty.low_confidence_below")))
 
 
+# What a variant's honesty override may replace, and the JSON type of each.
+HONESTY_OVERRIDES = {"file": str, "bytes": int, "sha256": str, "arrays": dict, "ood": dict, "melanoma": dict}
 _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "integer", (int, float): "number"}

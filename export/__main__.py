@@ -8,10 +8,13 @@ Writes runs/NAME/bundle/ (float32, float16, dynamic_int8 and int8 .tflite files,
 manifest.json). Every variant outputs temperature-calibrated probabilities and the pooled features,
 and is run with the edge runtime on the validation split, which decides: the export fails, leaving
 any previous bundle untouched, if float32 differs from Keras by more than 1e-4, or a quantized
-variant's balanced accuracy falls more than --max-drop points below float32, or its top-1
-agreement with float32, or how often it gives float32's honest answer (ok, unsure or retake), is
-below --min-agreement. The test split and non-lesion photos are
-measured and reported (manifest and report.md), never used to decide.
+variant's balanced accuracy falls more than --max-drop points below float32, or its agreement
+with float32 (top-1, the status ok / unsure / retake on validation lesions and on the selection
+set of non-lesion photos, and whether the answer refers to a doctor) is below --min-agreement, or
+its calibration error rises more than --max-ece-rise over float32's. Each quantized variant's
+out-of-distribution statistics and thresholds are fitted on its own outputs first. The test
+split and the report set of non-lesion photos are measured and reported (manifest and
+report.md), never used to decide.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-agreement", type=float, default=0.95,
                         help="smallest allowed agreement of a quantized variant with float32 on validation, on top-1 "
                              "and on the answer ok / unsure / retake (default 0.95)")
+    parser.add_argument("--max-ece-rise", type=float, default=0.02,
+                        help="largest allowed rise of a quantized variant's expected calibration error over float32's "
+                             "on validation (default 0.02)")
     parser.add_argument("--data", type=Path, help="the run's dataset folder, if it moved since training")
     return parser.parse_args(argv)
 
@@ -85,35 +91,36 @@ def _keras_reference(export, pixels) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros((0, export.output[0].shape[-1]), np.float32)
 
 
-def _measure(export, splits, staging: Path, variants: list[str], nonlesion: np.ndarray) -> dict[str, dict]:
-    """Per variant: validation figures (for the gates), test figures and OOD figures (reported);
-    and under "keras", the float model's validation balanced accuracy."""
+def _measure(export, splits, staging: Path, variants: list[str], nonlesion: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Per variant: validation figures and agreement with float32 on validation lesions and on the
+    selection set of non-lesion photos (for the gates), test figures and OOD figures on the report
+    set (reported); and under "keras", the float model's validation balanced accuracy."""
     from export import verify
     from training.metrics import compute_metrics
 
     reference = {s: _keras_reference(export, splits.pixels[s]) for s in ("val", "test")}
-    results, float_statuses, float_val_status = {}, None, None
+    results, float_answers = {}, None
     for name in variants:  # float32 first (VARIANTS order), so the others compare with it
-        val_probs, _, val_status = verify.litert_outputs(staging, name, splits.pixels["val"])
-        test_probs, test_scores, test_status = verify.litert_outputs(staging, name, splits.pixels["test"])
-        _, out_scores, out_status = verify.litert_outputs(staging, name, nonlesion)
-        ood = verify.ood_metrics((test_scores, out_scores), (test_status, out_status), float_statuses)
-        if name == "float32":
-            float_statuses, float_val_status = (test_status, out_status), val_status
-        validation = verify.variant_metrics(splits.labels["val"], val_probs, reference["val"])
-        if float_val_status is not None:  # the answer (ok / unsure / retake) float32 gives
-            validation["decision_agreement"] = float(np.mean(np.array(val_status) == np.array(float_val_status)))
-        results[name] = {"validation": validation,
-                         **verify.variant_metrics(splits.labels["test"], test_probs, reference["test"]), "ood": ood}
+        answers = {part: verify.litert_outputs(staging, name, pixels) for part, pixels in
+                   (("val", splits.pixels["val"]), ("test", splits.pixels["test"]), *nonlesion.items())}
+        validation = verify.variant_metrics(splits.labels["val"], answers["val"].probabilities, reference["val"])
+        if float_answers is not None:
+            validation.update(verify.agreement(answers, float_answers))
+        else:
+            float_answers = answers
+        ood = verify.ood_metrics(answers["test"], answers["report"], float_answers)
+        results[name] = {"validation": validation, "ood": ood,
+                         **verify.variant_metrics(splits.labels["test"], answers["test"].probabilities, reference["test"])}
     keras_balanced = compute_metrics(splits.labels["val"], reference["val"])["balanced_accuracy"]
     return results, keras_balanced
 
 
-def _gate(results: dict[str, dict], keras_balanced: float, max_drop: float, min_agreement: float) -> None:
+def _gate(results: dict[str, dict], keras_balanced: float, max_drop: float, min_agreement: float,
+          max_ece_rise: float) -> None:
     from export import build, verify
 
     problems = verify.failures({v: r["validation"] for v, r in results.items()}, keras_balanced, max_drop,
-                               min_agreement, build.FLOAT32_TOLERANCE)
+                               min_agreement, build.FLOAT32_TOLERANCE, max_ece_rise)
     if problems:
         failed = {v for v in results if any(p.startswith((f"{v}:", f"{v} ")) for p in problems)}
         passing = [v for v in results if v not in failed]
@@ -122,10 +129,27 @@ def _gate(results: dict[str, dict], keras_balanced: float, max_drop: float, min_
         raise ExportError("verification failed, previous bundle kept:\n  " + "\n  ".join(problems) + hint)
 
 
+def _own_honesty(staging: Path, entries: dict, splits, params: dict, arrays: dict, keep: float) -> dict:
+    """Every quantized variant's honest-answer settings fitted on its own outputs (export/variant_honesty.py)."""
+    from export import variant_honesty
+
+    fitted = {}
+    for name, entry in entries.items():
+        if name in variant_honesty.SHARES_FLOAT_SETTINGS:
+            fitted[name] = entry
+            continue
+        override, content = variant_honesty.fit(staging, name, splits, params, arrays, keep)
+        (staging / override["file"]).write_bytes(content)
+        print(f"{name}: own OOD threshold {override['ood']['threshold']:.6g}, referral threshold "
+              f"{override['melanoma']['threshold']:.6g} (float32: {params['ood']['threshold']:.6g}, "
+              f"{params['melanoma']['threshold']:.6g})")
+        fitted[name] = dataclasses.replace(entry, honesty=override)
+    return fitted
+
+
 def _build(run, options: argparse.Namespace, variants: list[str], staging: Path):
     """Convert, write honesty.bin and the manifest, measure and gate; return the final manifest."""
     from export import build, calibrated, verify
-    from training.honesty import REPORT_SEED
     from training.nonlesion import pixels as nonlesion_pixels
 
     model, splits = _load(run, options.data)
@@ -144,11 +168,13 @@ def _build(run, options: argparse.Namespace, variants: list[str], staging: Path)
     honesty = calibrated.honesty_info(params, content, layout, build.sha256_hex(content))
     width = int(export.output[1].shape[-1])
     build.manifest_for(run.name, config.image_size, entries, {}, honesty, width).write(staging)
-    nonlesion, _ = nonlesion_pixels(config.nonlesion_images, REPORT_SEED, config.image_size)
+    entries = _own_honesty(staging, entries, splits, params, arrays, config.ood_keep)
+    build.manifest_for(run.name, config.image_size, entries, {}, honesty, width).write(staging)
+    nonlesion = {name: nonlesion_pixels(config.nonlesion_images, name, config.image_size)[0] for name in ("selection", "report")}
     results, keras_balanced = _measure(export, splits, staging, variants, nonlesion)
     table = verify.table(results, entries)
     print(table)
-    _gate(results, keras_balanced, options.max_drop, options.min_agreement)
+    _gate(results, keras_balanced, options.max_drop, options.min_agreement, options.max_ece_rise)
     metrics = run.metrics()
     source = {"path": str(run.path), "config": dataclasses.asdict(config),
               "metrics": {k: metrics[k] for k in build.RUN_METRIC_KEYS if k in metrics}}
@@ -190,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")
     if args.max_drop < 0:
         raise ExportError(f"--max-drop must not be negative, got {args.max_drop}")
+    if args.max_ece_rise < 0:
+        raise ExportError(f"--max-ece-rise must not be negative, got {args.max_ece_rise}")
     if not 0 < args.min_agreement <= 1:
         raise ExportError(f"--min-agreement must be in (0, 1], got {args.min_agreement}")
     variants = chosen_variants(args.variants)

@@ -7,28 +7,43 @@ never used to decide (ARCHITECTURE.md, "Honest answers").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from edge.classifier import Classifier, top_k
+from edge.honesty import REFERRAL_REASONS
+from training.calibration import expected_calibration_error
 from training.metrics import compute_metrics
 from training.ood import auroc
 
 
-def litert_outputs(bundle_dir, variant: str, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(N, 7) probabilities, each image's OOD score and status, exactly as edge.Classifier answers."""
+@dataclass(frozen=True)
+class Outputs:
+    """A variant's answers to a set of images, as edge.Classifier gives them."""
+
+    probabilities: np.ndarray  # (N, 7)
+    scores: np.ndarray  # each image's OOD score
+    statuses: list[str]
+    referred: np.ndarray  # the answer tells the person to see a doctor
+
+
+def litert_outputs(bundle_dir, variant: str, pixels: np.ndarray) -> Outputs:
+    """Every image's probabilities, OOD score, status and referral, exactly as edge.Classifier answers."""
     classifier = Classifier(bundle_dir, variant=variant, num_threads=2)
-    probs, scores, statuses = [], [], []
+    probs, scores, statuses, referred = [], [], [], []
     for image in pixels:
         p, f = classifier.run(image)
         answer = classifier.honesty.decide(image, p, f, top_k(p, classifier.labels), classifier.manifest.codes)
         probs.append(p)
         scores.append(answer.checks["ood_score"])
         statuses.append(answer.status)
-    return np.array(probs).reshape(-1, len(classifier.labels)), np.array(scores), statuses
+        referred.append(bool(REFERRAL_REASONS & {r.code for r in answer.reasons}))
+    return Outputs(np.array(probs).reshape(-1, len(classifier.labels)), np.array(scores), statuses, np.array(referred))
 
 
 def variant_metrics(labels: np.ndarray, probabilities: np.ndarray, reference: np.ndarray) -> dict:
-    """The run's metric names, plus agreement with the float model on top-1."""
+    """The run's metric names, plus calibration and agreement with the float model on top-1."""
     m = compute_metrics(labels, probabilities)
     return {
         "accuracy": m["accuracy"],
@@ -36,31 +51,48 @@ def variant_metrics(labels: np.ndarray, probabilities: np.ndarray, reference: np
         "top3_accuracy": m["top3_accuracy"],
         "melanoma_sensitivity": m["melanoma_sensitivity"],
         "per_class_recall": {code: c["recall"] for code, c in m["per_class"].items()},
+        "ece": expected_calibration_error(probabilities, labels),
         "top1_agreement": float((probabilities.argmax(1) == reference.argmax(1)).mean()),
         "max_probability_difference": float(np.abs(probabilities - reference).max()),
     }
 
 
-def ood_metrics(classifier_scores: tuple[np.ndarray, np.ndarray], statuses: tuple[list[str], list[str]],
-                reference_statuses: tuple[list[str], list[str]] | None) -> dict:
-    """AUROC of lesions against non-lesion photos, acceptance of each, agreement with float32."""
-    lesion_scores, outside_scores = classifier_scores
-    lesion_status, outside_status = statuses
-    result = {"auroc": auroc(lesion_scores, outside_scores),
-              "test_acceptance": float(np.mean([s == "ok" for s in lesion_status])),
-              "nonlesion_acceptance": float(np.mean([s == "ok" for s in outside_status]))}
-    if reference_statuses is not None:
-        mine, theirs = lesion_status + outside_status, reference_statuses[0] + reference_statuses[1]
-        result["decision_agreement_with_float32"] = float(np.mean([a == b for a, b in zip(mine, theirs, strict=True)]))
+def _same(mine, theirs) -> float:
+    return float(np.mean(np.asarray(mine) == np.asarray(theirs)))
+
+
+def agreement(answers: dict[str, Outputs], float_answers: dict[str, Outputs]) -> dict[str, float]:
+    """How often a variant answers as float32 does: the status on validation lesions and on the
+    selection set of non-lesion photos, and the referral on validation lesions."""
+    return {"decision_agreement": _same(answers["val"].statuses, float_answers["val"].statuses),
+            "nonlesion_decision_agreement": _same(answers["selection"].statuses, float_answers["selection"].statuses),
+            "referral_agreement": _same(answers["val"].referred, float_answers["val"].referred)}
+
+
+def ood_metrics(lesions: Outputs, outside: Outputs, float_answers: dict[str, Outputs]) -> dict:
+    """On the test split and the report set: AUROC of lesions against non-lesion photos, acceptance
+    of each, and agreement with float32's statuses there."""
+    result = {"auroc": auroc(lesions.scores, outside.scores),
+              "test_acceptance": float(np.mean([s == "ok" for s in lesions.statuses])),
+              "nonlesion_acceptance": float(np.mean([s == "ok" for s in outside.statuses]))}
+    theirs = float_answers["test"].statuses + float_answers["report"].statuses
+    result["decision_agreement_with_float32"] = _same(lesions.statuses + outside.statuses, theirs)
     return result
 
 
+# The agreements a quantized variant must reach with float32 (when float32 was exported), and how
+# the failure reads.
+AGREEMENTS = {"decision_agreement": "gives float32's answer (ok, unsure or retake) for {:.1%} of validation images",
+              "nonlesion_decision_agreement": "gives float32's answer for {:.1%} of the selection set's non-lesion photos",
+              "referral_agreement": "refers to a doctor as float32 does for {:.1%} of validation images"}
+
+
 def failures(results: dict[str, dict], reference_balanced_accuracy: float, max_drop_points: float,
-             min_agreement: float, float32_tolerance: float) -> list[str]:
+             min_agreement: float, float32_tolerance: float, max_ece_rise: float = 0.02) -> list[str]:
     """What disqualifies the bundle (validation figures only): float32 off Keras, or a quantized
-    variant too much worse than float32 (Keras when float32 was not exported), or too often of
-    another opinion (top-1 agreement with the float model, and, when float32 was exported, the
-    same honest answer: ok, unsure or retake)."""
+    variant too much worse than float32 (Keras when float32 was not exported), too often of
+    another opinion (top-1, and, when float32 was exported, the honest answer on lesions and on
+    non-lesion photos, and the referral), or less well calibrated (ECE) by more than MAX_ECE_RISE."""
     problems = []
     if "float32" in results and results["float32"]["max_probability_difference"] > float32_tolerance:
         problems.append(f"float32 differs from Keras by {results['float32']['max_probability_difference']:.2e} "
@@ -77,9 +109,12 @@ def failures(results: dict[str, dict], reference_balanced_accuracy: float, max_d
         if r["top1_agreement"] < min_agreement:
             problems.append(f"{name}: top-1 agreement with float32 on validation is {r['top1_agreement']:.1%}, "
                             f"below --min-agreement {min_agreement:.0%}")
-        if r.get("decision_agreement", 1.0) < min_agreement:
-            problems.append(f"{name}: gives float32's answer (ok, unsure or retake) for {r['decision_agreement']:.1%} "
-                            f"of validation images, below --min-agreement {min_agreement:.0%}")
+        for key, text in AGREEMENTS.items():
+            if r.get(key, 1.0) < min_agreement:
+                problems.append(f"{name}: {text.format(r[key])}, below --min-agreement {min_agreement:.0%}")
+        if "float32" in results and r["ece"] - results["float32"]["ece"] > max_ece_rise:
+            problems.append(f"{name}: validation calibration error {r['ece']:.3f} is {r['ece'] - results['float32']['ece']:.3f} "
+                            f"above float32's ({results['float32']['ece']:.3f}), more than --max-ece-rise {max_ece_rise:g}")
     return problems
 
 

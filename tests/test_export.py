@@ -175,8 +175,9 @@ def test_model_whose_output_width_does_not_match_the_labels(run_copy):
 def test_the_gate_reads_validation_agreement_on_top1_and_on_the_answer():
     from export.verify import failures
 
-    def variant(balanced, top1, decisions=None):
-        r = {"balanced_accuracy": balanced, "top1_agreement": top1, "max_probability_difference": 1e-6}
+    def variant(balanced, top1, decisions=None, ece=0.05, **others):
+        r = {"balanced_accuracy": balanced, "top1_agreement": top1, "max_probability_difference": 1e-6, "ece": ece,
+             **others}
         return r if decisions is None else {**r, "decision_agreement": decisions}
 
     ok = {"float32": variant(0.80, 1.0, 1.0), "int8": variant(0.79, 0.97, 0.96)}
@@ -190,7 +191,14 @@ def test_the_gate_reads_validation_agreement_on_top1_and_on_the_answer():
         "int8: top-1 agreement with float32 on validation is 0.0%, below --min-agreement 95%"]
     assert failures({"int8": variant(0.40, 0.99)}, 0.50, 3.0, 0.95, 1e-4) == [  # no float32: Keras's figure
         "int8: validation balanced accuracy 40.0% is 10.0 points below float32 (50.0%), more than --max-drop 3"]
+    # Same top class and status, but it refers other lesions, calls non-lesion photos ok, and is less calibrated.
+    drifts = {"float32": variant(0.60, 1.0, 1.0, ece=0.040),
+              "int8": variant(0.60, 0.99, 0.99, ece=0.075, referral_agreement=0.90, nonlesion_decision_agreement=0.80)}
+    assert failures(drifts, 0.60, 3.0, 0.95, 1e-4, max_ece_rise=0.02) == [
+        "int8: gives float32's answer for 80.0% of the selection set's non-lesion photos, below --min-agreement 95%",
+        "int8: refers to a doctor as float32 does for 90.0% of validation images, below --min-agreement 95%",
+        "int8: validation calibration error 0.075 is 0.035 above float32's (0.040), more than --max-ece-rise 0.02"]
     from export.__main__ import ExportError, _gate
     with pytest.raises(ExportError, match=r"for 21.6% of validation images.*\n  to publish the variants that passed: "
                                           r"--variants float32$"):
-        _gate({name: {"validation": r} for name, r in unsure.items()}, 0.14, 3.0, 0.95)
+        _gate({name: {"validation": r} for name, r in unsure.items()}, 0.14, 3.0, 0.95, 0.02)
