@@ -1,10 +1,17 @@
 # LesionLite — two commands on a fresh machine: `make demo` and `make test`.
+# `make demo` serves the shipped model (models/) from a venv without TensorFlow; `make demo-pipeline`
+# runs the whole pipeline on synthetic data (train, export, benchmark, serve).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-REQS := requirements/edge.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
+REQS := requirements/edge.txt requirements/evaluate.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
+# The serving venv: requirements/edge.txt only (what a Raspberry Pi installs), no TensorFlow.
+SERVE_VENV := .venv-serve
+SERVE_PY := $(SERVE_VENV)/bin/python
+SERVE_STAMP := $(SERVE_VENV)/.installed
+SHIPPED := models/ham10000-mobilenetv2
 DEMO_DATA := demo-data
 DEMO_RUN := runs/demo
 # The on-device runtime the PWA self-hosts (LiteRT.js, bundled with esbuild from pinned npm packages).
@@ -13,10 +20,11 @@ VENDOR := pwa/static/vendor
 VENDOR_STAMP := $(VENDOR)/build.json
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup web system-deps demo demo-data demo-train demo-export test test-fast lint bench clean
+.PHONY: help setup web system-deps demo demo-pipeline demo-data demo-train demo-export test test-fast lint bench clean
 
 help:
-	@echo "make demo   - set up, make synthetic data, train, export, benchmark and serve the demo model"
+	@echo "make demo   - set up a serving venv (no TensorFlow) and serve the shipped model on http://127.0.0.1:8000"
+	@echo "make demo-pipeline - set up, make synthetic data, train, export, benchmark and serve that demo model"
 	@echo "make test   - set up (venv + Debian test packages when root) and run the whole test suite"
 	@echo "make test-fast - the tests that need no trained model (3 to 5 minutes)"
 	@echo "make web    - build the PWA's on-device runtime (pwa/static/vendor/) from pwa/web/ with npm"
@@ -68,8 +76,17 @@ bench: demo-export
 	if command -v chromium >/dev/null; then $(PY) -m bench browser $(DEMO_RUN)/bundle --variants int8 float32 \
 		--json $(DEMO_RUN)/bench/browser.json; else echo "bench browser skipped: no chromium (make system-deps)"; fi
 
-demo: bench
-	@echo "Serving the demo PWA (the bundle's default variant, int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
+$(SERVE_STAMP): requirements/edge.txt requirements/constraints.txt
+	test -x $(SERVE_PY) || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_PY) -m pip install --quiet -r requirements/edge.txt -c requirements/constraints.txt
+	touch $@
+
+demo: $(SERVE_STAMP) web
+	@echo "Serving LesionLite's shipped model ($(SHIPPED), int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
+	$(SERVE_PY) -m pwa --host 127.0.0.1 --port 8000
+
+demo-pipeline: bench
+	@echo "Serving the synthetic demo model (not for real photos: it has never seen a real lesion): open http://127.0.0.1:8000 ; Ctrl-C stops it."
 	$(PY) -m pwa --bundle $(DEMO_RUN)/bundle --host 127.0.0.1 --port 8000
 
 test: system-deps setup
@@ -86,4 +103,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(DEMO_DATA) runs
+	rm -rf $(DEMO_DATA) runs $(SERVE_VENV)
