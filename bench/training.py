@@ -63,7 +63,7 @@ def bench_step(pixels: np.ndarray, labels: np.ndarray, config, steps: int) -> fl
     from training.model import build_model, compile_model, set_trainable
 
     model = build_model(config)
-    set_trainable(model, 0)
+    set_trainable(model, 0, freeze_batch_norm=config.pretrained)
     compile_model(model, 1e-3)
     x = pixels[: config.batch_size * (steps + 1)].astype(np.float32)
     y = labels[: len(x)]

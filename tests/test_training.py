@@ -146,6 +146,48 @@ def test_local_weights_file_is_loaded(tmp_path):
     assert np.array_equal(loaded, source.get_layer("conv1").get_weights()[0])
 
 
+@pytest.mark.parametrize(("arch", "application", "bn"), [("mobilenet", "MobileNet", "conv_pw_13_bn"),
+                                                      ("mobilenet_v2", "MobileNetV2", "Conv_1_bn")])
+def test_fine_tuning_pretrained_weights_keeps_batch_norm_statistics(tmp_path, arch, application, bn):
+    """A training step with the top layers unfrozen leaves ImageNet's BatchNorm averages alone, and trains
+    the unfrozen convolutions; from scratch BatchNorm learns its statistics."""
+    import keras
+
+    from training.model import BASE_NAME, build_model, compile_model, set_trainable
+
+    from tests.random_bundle import adapt_batch_norm
+
+    path = tmp_path / "pretrained.weights.h5"
+    x = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3)).astype(np.float32)
+    pretrained = getattr(keras.applications, application)(
+        input_shape=(64, 64, 3), alpha=0.5 if arch == "mobilenet" else 0.35, include_top=False, weights=None)
+    adapt_batch_norm(pretrained, x / 127.5 - 1)  # statistics that fit the images, as ImageNet's fit photos
+    pretrained.save_weights(path)
+    for weights, frozen in ((str(path), True), ("none", False)):
+        config = resolve("demo", {"arch": arch, "alpha": "0.5" if arch == "mobilenet" else "0.35",
+                                  "image_size": "64", "weights": weights})
+        model = build_model(config)
+        set_trainable(model, 10, freeze_batch_norm=config.pretrained)
+        compile_model(model, 1e-2)
+        base = model.get_layer(BASE_NAME)
+        last_conv = base.get_layer(bn.removesuffix("_bn"))
+        moving, kernel = base.get_layer(bn).moving_mean.numpy(), last_conv.kernel.numpy()
+        model.train_on_batch(x, np.arange(8) % 7)
+        assert np.array_equal(moving, base.get_layer(bn).moving_mean.numpy()) == frozen, weights
+        assert not np.array_equal(kernel, last_conv.kernel.numpy()), weights
+
+
+def test_transposition_gives_all_eight_orientations():
+    from training.pipeline import training_dataset
+
+    pixels = np.zeros((64, 32, 32, 3), np.uint8)
+    pixels[:, 0, 1, 0] = 255  # one marked pixel next to the top-left corner: each orientation moves it
+    config = resolve("ham10000_cpu", {"weights": "none", "zoom_range": "0", "image_size": "32", "batch_size": "64"})
+    x, _, _ = next(iter(training_dataset(pixels, np.arange(64) % 7, config)[0]))
+    places = {tuple(int(i) for i in np.argwhere(image[..., 0] > 128)[0]) for image in x.numpy()}
+    assert places == {(0, 1), (1, 0), (0, 30), (1, 31), (30, 0), (31, 1), (31, 30), (30, 31)}
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"learning_rate": "1"}, "unknown config key(s) learning_rate"),
     ({"alpha": "wide"}, "alpha must be float, got 'wide'"),

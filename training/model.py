@@ -88,13 +88,23 @@ def build_model(config: TrainConfig, weights: Weights | None = None) -> keras.Mo
     return keras.Model(inputs, outputs, name="lesionlite_mobilenet")
 
 
-def set_trainable(model: keras.Model, last_layers: int | None) -> None:
-    """Freeze the base (None), or unfreeze its last `last_layers` layers (0 = all)."""
+def set_trainable(model: keras.Model, last_layers: int | None, freeze_batch_norm: bool = True) -> None:
+    """Freeze the base (None), or unfreeze its last `last_layers` layers (0 = all).
+
+    With FREEZE_BATCH_NORM (pretrained weights), every BatchNormalization layer stays frozen: a
+    frozen BatchNormalization layer runs in inference mode. Calling the base with training=False
+    is not enough: in Keras 3.15 `fit` still ran the unfrozen BatchNorm layers on batch statistics
+    and overwrote ImageNet's moving averages (a test checks).
+    """
     base = model.get_layer(BASE_NAME)
     base.trainable = last_layers is not None
     if last_layers:
         for layer in base.layers[:-last_layers]:
             layer.trainable = False
+    if freeze_batch_norm:
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:

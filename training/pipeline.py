@@ -25,13 +25,15 @@ PREFETCH_BATCHES = 2
 
 
 def augmenter(config: TrainConfig) -> keras.Sequential | None:
-    """The seed's ImageDataGenerator parameters as Keras random layers (run in tf.data only)."""
+    """The config's augmentation as Keras random layers (run in tf.data only)."""
     steps = []
-    flip = {(True, True): "horizontal_and_vertical", (True, False): "horizontal", (False, True): "vertical"}
-    mode = flip.get((config.horizontal_flip, config.vertical_flip))
     seed = config.seed
-    if mode:
-        steps.append(layers.RandomFlip(mode, seed=seed))
+    # Two layers, not RandomFlip("horizontal_and_vertical"): in Keras 3.15 that mode flips both
+    # axes on one coin, a 180-degree turn or nothing, never one flip alone.
+    if config.horizontal_flip:
+        steps.append(layers.RandomFlip("horizontal", seed=seed))
+    if config.vertical_flip:
+        steps.append(layers.RandomFlip("vertical", seed=seed + 5))
     if config.rotation_range:
         steps.append(layers.RandomRotation(config.rotation_range / 360, fill_mode=config.fill_mode, seed=seed + 1))
     if config.width_shift_range or config.height_shift_range:
@@ -40,6 +42,12 @@ def augmenter(config: TrainConfig) -> keras.Sequential | None:
     if config.zoom_range:
         steps.append(layers.RandomZoom(config.zoom_range, fill_mode=config.fill_mode, seed=seed + 3))
     return keras.Sequential(steps, name="augmentation") if steps else None
+
+
+def random_transpose(images: tf.Tensor, seed: int) -> tf.Tensor:
+    """Each square image of a batch transposed (rows for columns) with probability one half."""
+    chosen = tf.random.uniform([tf.shape(images)[0], 1, 1, 1], seed=seed + 4) < 0.5
+    return tf.where(chosen, tf.transpose(images, [0, 2, 1, 3]), images)
 
 
 def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -89,6 +97,8 @@ def training_dataset(pixels: PixelSource, labels: np.ndarray, config: TrainConfi
     augment = augmenter(config)
     if augment is not None:
         ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=READ_PARALLELISM)
+    if config.transpose:
+        ds = ds.map(lambda x, y: (random_transpose(x, config.seed), y), num_parallel_calls=READ_PARALLELISM)
     if config.imbalance == "class_weight":
         weights = tf.constant([balanced_class_weights(labels)[c] for c in range(len(CODES))], tf.float32)
         ds = ds.map(lambda x, y: (x, y, tf.gather(weights, y)))

@@ -120,7 +120,7 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
             print("head phase already finished: resuming the fine-tuning phase")
             continue
         with strategy.scope():
-            set_trainable(model, unfreeze)
+            set_trainable(model, unfreeze, freeze_batch_norm=config.pretrained)
             compile_model(model, _resume_learning_rate(run, first, learning_rate))
         print(f"phase {phase}: epochs {first + 1}-{last}, {sum(np.prod(w.shape) for w in model.trainable_weights):,} "
               f"trainable parameters")
