@@ -155,7 +155,7 @@ def melanoma_photos(melanoma_bundle, small_data, tmp_path_factory) -> dict[str, 
     from PIL import Image
 
     from edge import Classifier
-    from training.nonlesion import natural_sources
+    from training.nonlesion import photo_sources
 
     classifier = Classifier(melanoma_bundle, "float32")
     with (melanoma_bundle.parent / "split.csv").open(newline="") as fh:
@@ -165,7 +165,7 @@ def melanoma_photos(melanoma_bundle, small_data, tmp_path_factory) -> dict[str, 
     assert lesion is not None, "none of 20 training lesions is answered ok by the melanoma bundle's float32"
     folder = tmp_path_factory.mktemp("melanoma-photos")
     photos = {"ok": lesion, "unsure": folder / "temple.jpg", "retake": folder / "dark.jpg"}
-    Image.open(natural_sources()[0]).convert("RGB").save(photos["unsure"], quality=90)
+    Image.open(photo_sources("selection")[0]).convert("RGB").save(photos["unsure"], quality=90)
     Image.eval(Image.open(lesion), lambda v: v // 6).save(photos["retake"], quality=90)
     for status, path in photos.items():
         assert classifier.classify(path).status == status, (status, path)
