@@ -75,7 +75,8 @@ export async function startEngine(config) {
   const arrays = unpackHonesty(honestyBin.buffer.slice(honestyBin.byteOffset, honestyBin.byteOffset + honestyBin.byteLength),
     manifest.honesty.arrays);
   return new Engine({ lib, compiled, manifest, variant, name: config.variant, dtype, arrays, messages: config.messages,
-    disclaimer: config.disclaimer, readyMs: performance.now() - started, readyAt: performance.now() });
+    malignant: config.malignant, disclaimer: config.disclaimer, readyMs: performance.now() - started,
+    readyAt: performance.now() });
 }
 
 class Engine {
@@ -102,7 +103,8 @@ class Engine {
     }
   }
 
-  // The answer for a preprocessed uint8 size x size x 3 array, in /api/predict's shape.
+  // The answer for a preprocessed uint8 size x size x 3 array, in /api/predict's shape (the
+  // OpenAPI schema's PredictResult, generated from edge/answer.py: the browser tests check it).
   async classifyPixels(pixels, decodeMs = 0) {
     const started = performance.now();
     const raw = await this.run(pixels);
@@ -110,6 +112,7 @@ class Engine {
     const answer = decide({
       pixels, size: this.size, probabilities, featureValues: features(raw.features, this.variant.features_quantization),
       labels: this.manifest.labels, honesty: this.manifest.honesty, arrays: this.arrays, messages: this.messages,
+      malignant: this.malignant,
     });
     const inference = performance.now() - started;
     const round = (ms) => Math.round(ms * 100) / 100;
