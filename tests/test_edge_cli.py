@@ -134,7 +134,7 @@ def test_nothing_classified_exits_non_zero(repo_root, random_bundle, tmp_path):
     [
         ("missing folder", "error: bundle folder {bundle}/nowhere does not exist"),
         ("hash mismatch", "error: int8.tflite: sha256 mismatch, expected "),
-        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 3"),
+        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 4"),
     ],
 )
 def test_bad_bundle_exits_with_message(case, message, repo_root, random_bundle, photos, tmp_path):
