@@ -347,8 +347,11 @@ def test_service_worker_never_caches_the_api(browser, phone, server, photo_files
         }"""
     )
     assert {"/", "/static/js/app.js", "/static/js/logic.js", "/offline.html"} <= set(cached)
-    # The runtime and the model the page used, kept for offline use: one wasm build, not both.
-    assert {"/static/vendor/litert.js", "/bundle/manifest.json", "/bundle/int8.tflite", "/bundle/honesty.bin"} <= set(cached)
+    # The runtime, the model the page used and int8's own statistics file (manifest schema 4), kept
+    # for offline use: one wasm build, not both.
+    manifest = json.loads(http("GET", f"{server.base_url}/bundle/manifest.json")[2])
+    own = manifest["variants"]["int8"]["honesty"]["file"]
+    assert {"/static/vendor/litert.js", "/bundle/manifest.json", "/bundle/int8.tflite", f"/bundle/{own}"} <= set(cached)
     assert len([path for path in cached if path.endswith(".wasm")]) == 1
     assert not [path for path in cached if path.startswith("/api") or path == "/healthz"]
     status, _, _ = http("GET", f"{server.base_url}/sw.js")

@@ -11,6 +11,7 @@ import {
   mahalanobis,
   measureQuality,
   oodScore,
+  honestyFor,
   quantizeInput,
   rank,
   toProbabilities,
@@ -61,6 +62,16 @@ test("OOD scores by hand: msp, energy of equal logits, mahalanobis to the neares
   // features (3, 2) whiten to (3, 4): distance 0 to the second mean.
   assert.equal(mahalanobis([3, 2], arrays), 0);
   assert.throws(() => oodScore("vibes", [], [], arrays), /not one this page computes/);
+});
+
+test("honestyFor: a variant's own fields replace the bundle's, the others stay shared", () => {
+  const manifest = { honesty: { file: "honesty.bin", ood: { score: "mahalanobis", threshold: 30 }, quality: { brightness_min: 60 },
+    melanoma: { threshold: 0.99 }, low_confidence_below: 0.5 } };
+  const own = { file: "honesty-int8.bin", ood: { score: "mahalanobis", threshold: 12 }, melanoma: { threshold: 0.6 } };
+  assert.deepEqual(honestyFor(manifest, { honesty: own }), {
+    file: "honesty-int8.bin", ood: { score: "mahalanobis", threshold: 12 }, quality: { brightness_min: 60 },
+    melanoma: { threshold: 0.6 }, low_confidence_below: 0.5 });
+  assert.deepEqual(honestyFor(manifest, {}), manifest.honesty); // float32: the bundle's own
 });
 
 test("rank: most probable first, ties in label order", () => {

@@ -73,6 +73,13 @@ export function measureQuality(pixels, size) {
   };
 }
 
+// A variant's honest-answer settings: the bundle's "honesty" section with the variant's own
+// override (fitted on its own outputs, manifest schema 4) in place of the fields it names, as
+// edge/manifest.py honesty_for() applies it.
+export function honestyFor(manifest, variant) {
+  return { ...manifest.honesty, ...(variant.honesty ?? {}) };
+}
+
 // honesty.bin's little-endian float32 arrays, as {name: {shape, values: Float64Array}}.
 export function unpackHonesty(buffer, layout) {
   const view = new DataView(buffer);
