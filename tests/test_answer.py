@@ -10,7 +10,17 @@ import re
 import jsonschema_rs
 import pytest
 
-from edge.answer import MESSAGES, NOT_AN_ASSESSMENT, UNASSESSED, Answer, Prediction, Reason, json_schema, percent
+from edge.answer import (
+    MESSAGES,
+    NOT_AN_ASSESSMENT,
+    UNASSESSED,
+    Answer,
+    Prediction,
+    Reason,
+    json_schema,
+    percent,
+    refers,
+)
 from edge.labels import CLASSES
 
 # A melanoma at the top with 45%, then the others (written out, not computed by the code under test).
@@ -73,6 +83,18 @@ def test_the_headline_says_what_happened_never_ok():
     assert unsure.unassessed_statement() == " ".join([NOT_AN_ASSESSMENT, *(r.message for r in WARNINGS)])
     for each in (ok, unsure, answer("retake", "blurry")):
         assert not re.search(r"\bok\b", each.headline(), re.IGNORECASE), each.headline()
+
+
+@pytest.mark.parametrize(("status", "codes", "told"), [
+    ("ok", ["malignant_class"], True),  # the class is shown with its advice
+    ("ok", ["low_confidence"], False),
+    ("unsure", ["out_of_distribution", "malignant_class", "low_confidence"], False),  # only behind "show anyway"
+    ("unsure", ["out_of_distribution", "melanoma_risk"], True),  # shown with the output hidden
+    ("retake", ["too_dark", "melanoma_risk"], True),
+])
+def test_refers_counts_what_a_person_is_told_at_first_sight(status, codes, told):
+    assert refers(status, codes) is told
+    assert Answer(status, tuple(Reason.of(c) for c in codes), OUTPUT, CHECKS).refers() is told
 
 
 @pytest.mark.parametrize(("probability", "shown"), [
