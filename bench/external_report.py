@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from bench.external_data import CHALLENGE_COLUMNS
-from edge.honesty import REFERRAL_REASONS, STATUSES
+from edge.answer import STATUSES, refers
 from edge.labels import MELANOMA
 from training import lesionstats
 from training.calibration import expected_calibration_error
@@ -33,7 +33,7 @@ def _table(records: pd.DataFrame, answers: dict, codes: list[str]) -> pd.DataFra
     table["lesion_id"] = table["lesion_id"].fillna(table["image_id"])  # unknown: each image its own lesion
     table["predicted"] = [codes[i] for i in answers["probabilities"].argmax(axis=1)]
     table["status"] = answers["statuses"]
-    table["referred"] = [bool(REFERRAL_REASONS & set(r)) for r in answers["reasons"]]
+    table["referred"] = [refers(s, r) for s, r in zip(answers["statuses"], answers["reasons"], strict=True)]
     return pd.concat([table, pd.DataFrame(answers["probabilities"], columns=codes)], axis=1)
 
 
@@ -185,8 +185,8 @@ def markdown(summary: dict, codes: list[str]) -> str:
              f"Bundle `{summary['bundle']}`, {summary['images']} images: {summary['data']}; every variant run by the "
              f"edge runtime ({summary['threads']} threads) with its honest-answer checks. Proportions are per "
              f"{level} with exact (Clopper-Pearson) intervals; balanced accuracy and AUC intervals bootstrap "
-             f"{level}s. \"Told to see a doctor\" counts answers whose reasons include "
-             f"{', '.join(sorted(REFERRAL_REASONS))}, whatever their status.", ""]
+             f"{level}s. \"Told to see a doctor\" counts answers that say so as first shown: melanoma_risk "
+             "whatever their status, malignant_class (a cancer class at the top) when it is ok.", ""]
     for name, result in summary["variants"].items():
         lines += variant_lines(name, result, codes, level)
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import importlib
 
 _EXPORTS = {
     "Classifier": "edge.classifier",
-    "Prediction": "edge.classifier",
+    "Prediction": "edge.answer",
     "top_k": "edge.classifier",
     "BundleError": "edge.errors",
     "ImageError": "edge.errors",

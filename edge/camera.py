@@ -3,7 +3,9 @@
     python -m edge camera runs/demo/bundle --camera opencv --device 0
     python -m edge camera runs/demo/bundle --device lesion.mp4 --frames 10
 
-Classify frames from a camera every --interval seconds and print the top three classes per frame.
+Classify frames from a camera every --interval seconds and print one line per frame: what happened
+("Most similar to ...", "LesionLite cannot assess this photo", "Retake the photo") and the reasons,
+then the top three classes; for a frame LesionLite cannot assess, only with --show-unassessed.
 --camera auto (the default) uses the Raspberry Pi Camera Module through Picamera2 when one is
 attached and Picamera2 imports, and OpenCV otherwise (USB webcams, video files, stream URLs).
 OpenCV and Picamera2 are imported only here, only when the camera is used.
@@ -18,13 +20,15 @@ import time
 import numpy as np
 from PIL import Image
 
+from edge.answer import Answer
 from edge.cameras import BACKENDS, device_arg, open_camera
 from edge.classifier import Classifier
 from edge.errors import CameraError
-from edge.honesty import Answer
 from edge.labels import DISCLAIMER
 
 TOP_N = 3
+UNASSESSED_HELP = ("also print the model's output for photos LesionLite cannot assess (unsure, retake), "
+                   "after the statement that it is not an assessment")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frames", type=int, default=0, help="stop after this many frames (0: run until Ctrl-C)"
     )
+    parser.add_argument("--show-unassessed", action="store_true", help=UNASSESSED_HELP)
 
 
-def format_frame(index: int, answer: Answer) -> str:
-    """The status first, then the top three classes (shown for transparency whatever the status)."""
-    top = "  ".join(f"{p.code} {p.probability:.1%}" for p in answer.predictions[:3])
-    return f"frame {index}: {answer.headline()} | {top}"
+def format_frame(index: int, answer: Answer, show_unassessed: bool = False) -> str:
+    """The headline, then the top three classes: at once for an assessed frame; for the others only
+    when asked, after the statement that they are not an assessment and the warnings they carry."""
+    line = f"frame {index}: {answer.headline()}"
+    if not (answer.assessed or show_unassessed):
+        return line
+    top = "  ".join(f"{p.code} {p.probability:.1%}" for p in answer.predictions[:TOP_N])
+    return f"{line} | {top}" if answer.assessed else f"{line} | {answer.unassessed_statement()} {top}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             if index:
                 time.sleep(args.interval)
             rgb = camera.read()
-            print(format_frame(index, classifier.classify_array(classifier.preprocess(rgb))), flush=True)
+            answer = classifier.classify_array(classifier.preprocess(rgb))
+            print(format_frame(index, answer, args.show_unassessed), flush=True)
             if args.save_last:
                 save_frame(args.save_last, rgb)
             index += 1

@@ -13,29 +13,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from edge.answer import Answer, Prediction
 from edge.bundle import read_verified_model
 from edge.errors import BundleError
-from edge.honesty import Answer, Honesty
+from edge.honesty import Honesty
 from edge.manifest import Manifest
 from edge.preprocess import ImageSource, preprocess
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One class and the model's probability for it."""
-
-    code: str
-    name: str
-    probability: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def top_k(

@@ -1,10 +1,14 @@
 """Example usage:
     python -m edge classify runs/demo/bundle photo.jpg more_photos/ --top-k 3
     python -m edge classify runs/demo/bundle photo.jpg --variant float32 --json
+    python -m edge classify runs/demo/bundle photo.jpg --show-unassessed
     python -m edge camera runs/demo/bundle --device 0 --interval 1 --frames 10
 
 LesionLite's edge command line: classify photos or watch a camera (benchmarks: python -m bench).
-A triage and teaching aid, never a diagnosis.
+A triage and teaching aid, never a diagnosis. Each photo's answer starts with what happened
+("Most similar to ...", "LesionLite cannot assess this photo", "Retake the photo") and the reasons;
+the model's output follows for an assessed photo, and for the others only with --show-unassessed.
+--json prints the API's answer (the output of an unassessed photo under "unassessed_model_output").
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import sys
 from pathlib import Path
 
 from edge import camera
+from edge.answer import UNASSESSED, Answer
 from edge.classifier import Classifier
 from edge.errors import ImageError, run_cli
 from edge.labels import DISCLAIMER
 
 # Files a folder argument contributes; anything else in the folder is skipped with a note.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+NOT_SHOWN = "(The model's output is not an assessment here, so it is not shown: --show-unassessed prints it.)"
 
 
 def positive_int(text: str) -> int:
@@ -47,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--variant", default=None, help="model variant in the bundle (default: the bundle's default_variant)")
     classify.add_argument("--top-k", type=positive_int, default=7, help="classes shown per image")
     classify.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    classify.add_argument("--show-unassessed", action="store_true", help=camera.UNASSESSED_HELP)
     classify.add_argument("--threads", type=positive_int, default=1, help="LiteRT interpreter threads")
     classify.set_defaults(run=run_classify)
 
@@ -78,30 +85,44 @@ def run_classify(args: argparse.Namespace) -> int:
     results = []
     for path in image_files(args.images):
         try:
-            answer = classifier.classify(path)
+            results.append((path, classifier.classify(path)))
         except ImageError as err:
             print(f"error: {err}", file=sys.stderr)
-            continue
-        result = answer.to_dict()
-        results.append({"image": str(path), "headline": answer.headline(), **result,
-                        "predictions": result["predictions"][: args.top_k]})
     if not results:
         raise ImageError("no image could be classified")
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps([json_entry(path, answer, args.top_k) for path, answer in results], indent=2))
         print(DISCLAIMER, file=sys.stderr)  # stdout stays valid JSON; the warning still shows
     else:
-        print(format_tables(results))
+        print(format_tables(results, args.top_k, args.show_unassessed))
     return 0
 
 
-def format_tables(results: list[dict]) -> str:
+def json_entry(path: Path, answer: Answer, top_k: int) -> dict:
+    """The API's answer for one photo, with its file, its headline and the top_k classes."""
+    entry = {"image": str(path), "headline": answer.headline(), **answer.to_dict()}
+    output = next(key for key in entry if key in ("predictions", UNASSESSED))
+    entry[output] = entry[output][:top_k]
+    return entry
+
+
+def answer_lines(answer: Answer, top_k: int, show_unassessed: bool) -> list[str]:
+    """The headline, then the top_k classes: at once for an assessed photo; for the others only when
+    asked, after the statement that they are not an assessment and the warnings they carry."""
+    lines = [answer.headline()]
+    if not answer.assessed:
+        if not show_unassessed:
+            return lines + [NOT_SHOWN]
+        lines.append(answer.unassessed_statement())
+    lines += [f"{p.code:<6} {p.name:<48} {p.probability:>6.1%}" for p in answer.predictions[:top_k]]
+    return lines
+
+
+def format_tables(results: list[tuple[Path, Answer]], top_k: int, show_unassessed: bool) -> str:
     lines = []
-    for result in results:
-        lines.append(result["image"])
-        lines.append("  " + result["headline"])
-        for p in result["predictions"]:
-            lines.append(f"  {p['code']:<6} {p['name']:<48} {p['probability']:>6.1%}")
+    for path, answer in results:
+        lines.append(str(path))
+        lines += ["  " + line for line in answer_lines(answer, top_k, show_unassessed)]
         lines.append("")
     lines.append(DISCLAIMER)
     return "\n".join(lines)

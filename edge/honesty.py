@@ -1,5 +1,6 @@
 """Honest answers: "retake" for an unusable photo, "unsure" for one unlike the training images,
-"ok" otherwise, with the reasons a person needs (ARCHITECTURE.md, "Honest answers").
+"ok" otherwise, with the reasons a person needs (ARCHITECTURE.md, "Honest answers"). The answer's
+shape and the reasons' texts are edge/answer.py's.
 
 Everything decided here comes from the bundle (manifest "honesty" section plus honesty.bin), so
 the Pi, the server and the phone decide identically. Probabilities arrive already calibrated:
@@ -9,61 +10,16 @@ the export folded the temperature into the model's last layer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edge import quality
+from edge.answer import Answer, Reason
 from edge.bundle import read_verified_file
 from edge.errors import BundleError
-from edge.labels import MELANOMA
+from edge.labels import MALIGNANT, MELANOMA
 from edge.manifest import HonestyInfo
-
-STATUSES = ("ok", "unsure", "retake")
-# The reasons that tell a person to show the lesion to a doctor: an answer carrying one refers.
-REFERRAL_REASONS = frozenset({"melanoma_risk"})
-MESSAGES = {
-    "too_dark": "The photo is too dark: add light and retake it.",
-    "too_bright": "The photo is too bright or washed out: avoid direct light and flash glare, then retake it.",
-    "blurry": "The photo is blurred: hold the camera steady, let it focus on the skin, then retake it.",
-    "out_of_distribution": ("LesionLite cannot assess this photo: it does not look like the skin-lesion images "
-                            "it learned from. Retake it close up, with the lesion in the middle of the frame."),
-    "low_confidence": "The model is unsure between several classes: treat this answer with extra caution.",
-    "melanoma_risk": "Features similar to melanoma: show this lesion to a doctor.",
-}
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    message: str
-
-    @classmethod
-    def of(cls, code: str) -> Reason:
-        return cls(code, MESSAGES[code])
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What LesionLite says about one photo: the status first, then why, then the model's output."""
-
-    status: str
-    reasons: tuple[Reason, ...]
-    predictions: tuple  # edge.classifier.Prediction, most probable first (kept for transparency)
-    checks: dict[str, float] = field(default_factory=dict)
-
-    def headline(self) -> str:
-        """The status line a command line prints first."""
-        parts = [r.message for r in self.reasons]
-        if self.status == "ok":
-            top = self.predictions[0]
-            parts.insert(0, f"most similar to {top.name} ({top.code}), {top.probability:.0%}")
-        return f"{self.status.upper()}: " + "; ".join(parts)
-
-    def to_dict(self) -> dict:
-        return {"status": self.status, "reasons": [asdict(r) for r in self.reasons],
-                "predictions": [p.to_dict() for p in self.predictions], "checks": dict(self.checks)}
 
 
 def quality_reasons(measured: dict[str, float], info: HonestyInfo) -> list[Reason]:
@@ -119,14 +75,27 @@ class Honesty:
         measured = quality.measure(pixels)
         score = self.ood_score(features, probabilities)
         checks = {**measured, "ood_score": score, "ood_threshold": self.info.ood_threshold}
-        retake = quality_reasons(measured, self.info)
-        if retake:
-            return Answer("retake", tuple(retake), tuple(predictions), checks)
-        if score > self.info.ood_threshold:
-            return Answer("unsure", (Reason.of("out_of_distribution"),), tuple(predictions), checks)
-        reasons = []
-        if probabilities.max() < self.info.low_confidence_below:
-            reasons.append(Reason.of("low_confidence"))
-        if probabilities[list(codes).index(MELANOMA)] >= self.info.melanoma_threshold:
-            reasons.append(Reason.of("melanoma_risk"))
-        return Answer("ok", tuple(reasons), tuple(predictions), checks)
+        photo = quality_reasons(measured, self.info)
+        if photo:
+            status = "retake"
+        elif score > self.info.ood_threshold:
+            status, photo = "unsure", [Reason.of("out_of_distribution")]
+        else:
+            status = "ok"
+        reasons = photo + output_reasons(probabilities, codes, self.info)
+        return Answer(status, tuple(reasons), tuple(predictions), checks)
+
+
+def output_reasons(probabilities: np.ndarray, codes: Sequence[str], info: HonestyInfo) -> list[Reason]:
+    """What the model's output obliges a person to be told, whatever the status: see a doctor when
+    the top class can be a cancer (the first of equal tops, as top_k orders them) or when the
+    melanoma probability reached the referral threshold; and a low top probability."""
+    codes = list(codes)
+    reasons = []
+    if codes[int(np.argmax(probabilities))] in MALIGNANT:
+        reasons.append(Reason.of("malignant_class"))
+    if probabilities[codes.index(MELANOMA)] >= info.melanoma_threshold:
+        reasons.append(Reason.of("melanoma_risk"))
+    if probabilities.max() < info.low_confidence_below:
+        reasons.append(Reason.of("low_confidence"))
+    return reasons

@@ -14,6 +14,9 @@ CLASSES: tuple[tuple[str, str], ...] = (
 CODES: tuple[str, ...] = tuple(code for code, _ in CLASSES)
 NAMES: dict[str, str] = dict(CLASSES)
 MELANOMA = "mel"
+# The classes that are skin cancers or can become one (melanoma, basal cell carcinoma, actinic
+# keratosis / intraepithelial carcinoma): an answer naming one at the top sends the person to a doctor.
+MALIGNANT: tuple[str, ...] = ("akiec", "bcc", "mel")
 
 DISCLAIMER = (
     "LesionLite is a triage and teaching aid, not a diagnosis. It can be wrong. "

@@ -7,7 +7,7 @@ both from the same numbers and a test checks that they still agree.
 
 from __future__ import annotations
 
-from edge.honesty import STATUSES
+from edge.answer import STATUSES
 from edge.labels import CODES, DISCLAIMER, NAMES
 
 # What the figures of one variant in one evaluation are, as the card and the manifest keep them.

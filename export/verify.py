@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.classifier import Classifier, top_k
-from edge.honesty import REFERRAL_REASONS
 from training.calibration import expected_calibration_error
 from training.metrics import compute_metrics
 from training.ood import auroc
@@ -38,7 +37,7 @@ def litert_outputs(bundle_dir, variant: str, pixels: np.ndarray) -> Outputs:
         probs.append(p)
         scores.append(answer.checks["ood_score"])
         statuses.append(answer.status)
-        referred.append(bool(REFERRAL_REASONS & {r.code for r in answer.reasons}))
+        referred.append(answer.refers())
     return Outputs(np.array(probs).reshape(-1, len(classifier.labels)), np.array(scores), statuses, np.array(referred))
 
 

@@ -106,7 +106,7 @@ def model():
         input_size=clf.input_size,
         labels=[{"code": code, "name": name} for code, name in clf.labels],
         metrics={name: clf.variant_info.metrics.get(name) for name in metric_names},
-        honesty=honesty_summary(clf.manifest.honesty),
+        honesty=honesty_summary(clf.honesty.info),  # the served variant's own settings
         source_run={"name": source_run.get("name"), "metrics": source_run.get("metrics") or {}},
         disclaimer=DISCLAIMER,
     )

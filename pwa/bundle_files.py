@@ -32,7 +32,9 @@ class BundleFiles:
 
     def __init__(self, folder: Path, manifest):
         self.folder = folder
-        self.names = {MANIFEST_NAME, manifest.honesty.file, *(v.file for v in manifest.variants.values())}
+        # Each variant's model and honest-answer statistics (its own, when the export fitted them).
+        self.names = {MANIFEST_NAME, *(v.file for v in manifest.variants.values()),
+                      *(manifest.honesty_for(name).file for name in manifest.variants)}
         self.version = hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest()[:12]
 
     def content(self, name: str) -> bytes:

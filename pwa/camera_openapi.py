@@ -21,22 +21,19 @@ _CAMERA_STATUS = {
         "disclaimer": {"$ref": "#/components/schemas/Disclaimer"},
     },
 }
-_CAPTURE_RESULT = {
-    "allOf": [
-        {"$ref": "#/components/schemas/PredictResult"},
-        {
-            "type": "object",
-            "required": ["frame"],
-            "properties": {
-                "frame": {"type": "string", "pattern": "^data:image/jpeg;base64,",
-                          "description": "The classified frame's centre square, as a JPEG data URL (never stored)."},
-                "timing_ms": {"type": "object", "required": ["grab"],
-                              "properties": {"grab": {"type": "number", "minimum": 0}}},
-            },
-        },
-    ]
-}
-SCHEMAS = {"CameraStatus": _CAMERA_STATUS, "CaptureResult": _CAPTURE_RESULT}
+_FRAME = {"type": "string", "pattern": "^data:image/jpeg;base64,",
+          "description": "The classified frame's centre square, as a JPEG data URL (never stored)."}
+
+
+def schemas(predict_result: dict) -> dict:
+    """CameraStatus, and CaptureResult: /api/predict's answer (a closed object, so extended here
+    rather than combined with allOf) plus the frame and the grab time."""
+    capture = {**predict_result, "required": [*predict_result["required"], "frame"],
+               "properties": {**predict_result["properties"], "frame": _FRAME}}
+    timing = capture["properties"]["timing_ms"]
+    capture["properties"]["timing_ms"] = {**timing, "required": [*timing["required"], "grab"]}
+    return {"CameraStatus": _CAMERA_STATUS, "CaptureResult": capture}
+
 
 _NO_CAMERA = "The server was started without --camera"
 _NOT_LOCAL = "Asked from another machine, and the server was not started with --camera-allow-remote"
@@ -76,7 +73,7 @@ def operations() -> dict[str, dict]:
             "summary": "Classify the server camera's current frame",
             "description": ("The same answer as POST /api/predict for the newest frame, plus that frame, so "
                             "the kiosk shows what was classified. Nothing is stored."),
-            "responses": {"200": _json("CaptureResult", "The classes, most probable first, and the frame"),
+            "responses": {"200": _json("CaptureResult", "The answer, as /api/predict's, and the frame"),
                           **_refusals(True)},
         },
     }

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from edge.honesty import MESSAGES, STATUSES
-from edge.labels import CODES, DISCLAIMER
+from edge import answer
+from edge.labels import DISCLAIMER
 from pwa import api, camera_openapi, errors
 
 _ERROR = {
@@ -20,59 +20,32 @@ _ERROR = {
     "required": ["error"],
     "properties": {"error": {"type": "string", "description": "What went wrong and what to do."}},
 }
-_PREDICTION = {
-    "type": "object",
-    "required": ["code", "name", "probability"],
-    "properties": {
-        "code": {"type": "string", "enum": list(CODES)},
-        "name": {"type": "string"},
-        "probability": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-}
 _DISCLAIMER = {"type": "string", "description": "Always: " + DISCLAIMER}
-_REASON = {
-    "type": "object",
-    "required": ["code", "message"],
-    "properties": {
-        "code": {"type": "string", "enum": list(MESSAGES),
-                 "description": "too_dark, too_bright, blurry (status retake); out_of_distribution (unsure); "
-                                "low_confidence, melanoma_risk (status ok)."},
-        "message": {"type": "string", "description": "A sentence for a person: what it means and what to do."},
+# What /api/predict (and the phone, js/ondevice.js) add to the answer itself.
+_SERVED = {
+    "model": {
+        "type": "object",
+        "required": ["variant", "sha256"],
+        "properties": {"variant": {"type": "string"}, "sha256": {"type": "string"}},
     },
-}
-_PREDICT_RESULT = {
-    "type": "object",
-    "required": ["status", "reasons", "predictions", "checks", "model", "timing_ms", "disclaimer"],
-    "properties": {
-        "status": {"type": "string", "enum": list(STATUSES),
-                   "description": "retake: the photo is unusable (checked first); unsure: it does not look like "
-                                  "the skin-lesion images the model learned from; ok: the model's answer stands."},
-        "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"},
-                    "description": "Why the status is what it is; may be empty for ok."},
-        "checks": {"type": "object", "additionalProperties": {"type": "number"},
-                   "description": "The measured figures the status was decided from: brightness, clipped, "
-                                  "sharpness, ood_score, ood_threshold."},
-        "predictions": {
-            "type": "array",
-            "items": {"$ref": "#/components/schemas/Prediction"},
-            "minItems": len(CODES),
-            "maxItems": len(CODES),
-            "description": "Every class, most probable first, with calibrated probabilities; given for "
-                           "transparency whatever the status.",
-        },
-        "model": {
-            "type": "object",
-            "required": ["variant", "sha256"],
-            "properties": {"variant": {"type": "string"}, "sha256": {"type": "string"}},
-        },
-        "timing_ms": {
-            "type": "object",
-            "required": ["decode", "inference", "total"],
-            "properties": {k: {"type": "number", "minimum": 0} for k in ("decode", "inference", "total")},
-        },
-        "disclaimer": {"$ref": "#/components/schemas/Disclaimer"},
+    "timing_ms": {
+        "type": "object",
+        "required": ["decode", "inference", "total"],
+        "additionalProperties": {"type": "number", "minimum": 0},
+        "description": "Milliseconds: decode, inference and their total (the camera's capture adds grab).",
     },
+    "disclaimer": {"$ref": "#/components/schemas/Disclaimer"},
 }
+
+
+def predict_result() -> dict:
+    """The answer's schema, generated from edge/answer.py's Answer type, plus what the API adds."""
+    schema = answer.json_schema()
+    schema["properties"].update(_SERVED)
+    schema["required"] += list(_SERVED)
+    return schema
+
+
 _NULLABLE_NUMBER = {"type": "number", "nullable": True}
 _MODEL_INFO = {
     "type": "object",
@@ -137,15 +110,14 @@ _HEALTH = {
         "disclaimer": {"$ref": "#/components/schemas/Disclaimer"},
     },
 }
+_PREDICT_RESULT = predict_result()
 SCHEMAS = {
     "Error": _ERROR,
-    "Prediction": _PREDICTION,
-    "Reason": _REASON,
     "PredictResult": _PREDICT_RESULT,
     "ModelInfo": _MODEL_INFO,
     "Disclaimer": _DISCLAIMER,
     "Health": _HEALTH,
-    **camera_openapi.SCHEMAS,
+    **camera_openapi.schemas(_PREDICT_RESULT),
 }
 BLUEPRINT = "api"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Flask answers these itself on every route
@@ -182,12 +154,16 @@ def _predict_operation(limit_mb: str) -> dict:
     return {
         "summary": "Classify one photo of a skin lesion",
         "description": (
-            "All seven HAM10000 classes with probabilities, most probable first. "
+            "The answer: a status (ok, unsure, retake) and its reasons, then all seven HAM10000 classes with "
+            "calibrated probabilities, most probable first: under `predictions` for ok, under "
+            f"`{answer.UNASSESSED}` for unsure and retake, which are not an assessment. Whatever the status, "
+            "a top class that can be a cancer carries the reason malignant_class and a melanoma probability "
+            "at the bundle's referral threshold melanoma_risk: both say to see a doctor. "
             f"JPEG, PNG or WebP; up to {limit_mb}. EXIF orientation is applied. " + DISCLAIMER
         ),
         "requestBody": {"required": True, "content": content},
         "responses": {
-            "200": _json("PredictResult", "The classes, most probable first"),
+            "200": _json("PredictResult", "The answer: status, reasons, the model's output"),
             **{str(status): _json("Error", PREDICT_REFUSALS[status]) for status in statuses},
         },
     }

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, render_template, send_from_directory
 
-from edge.honesty import MESSAGES
-from edge.labels import DISCLAIMER
+from edge.answer import MESSAGES, NOT_AN_ASSESSMENT
+from edge.labels import DISCLAIMER, MALIGNANT
 from edge.preprocess import UNSUPPORTED
 from pwa import api, bundle_files, camera_api
 
@@ -36,12 +36,14 @@ VENDOR_BUILD = "build.json"
 def index():
     if camera_api.wants_kiosk_page():  # the server's camera, asked for from the machine itself
         return camera_api.kiosk_page()
-    return render_template("index.html", disclaimer=DISCLAIMER, ondevice=ondevice_config())
+    return render_template("index.html", disclaimer=DISCLAIMER, not_an_assessment=NOT_AN_ASSESSMENT,
+                           ondevice=ondevice_config())
 
 
 def ondevice_config() -> dict:
     """What the page needs to classify on the phone: the model the server runs, where the runtime
-    and the bundle are, and the reasons' texts (edge/honesty.py's, never copied into the JS)."""
+    and the bundle are, the reasons' texts and the malignant classes (edge/answer.py's and
+    edge/labels.py's, never copied into the JS)."""
     clf = api.classifier()
     return {
         "variant": clf.variant,
@@ -50,6 +52,7 @@ def ondevice_config() -> dict:
         "runtime": {"module": f"/static/{VENDOR}/litert.js", "wasm": f"/static/{VENDOR}/litert/",
                     "available": runtime_version(Path(current_app.static_folder)) is not None},
         "messages": MESSAGES,
+        "malignant": list(MALIGNANT),
         "imageUnreadable": UNSUPPORTED.format(label=api.PHOTO),
         "disclaimer": DISCLAIMER,
     }

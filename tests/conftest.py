@@ -121,6 +121,14 @@ def tiny_bundle(tiny_run) -> Path:
     return _built(ARTIFACTS / f"bundle-{key}", build) / "run" / "bundle"
 
 
+def _random_bundle(small_data: Path, name: str, *args: str) -> Path:
+    """tests/random_bundle.py's bundle made from `small_data` with these arguments, built once."""
+    key = code_hash("export", "edge", "training", "bench/measure.py", "tests/random_bundle.py",
+                    extra=str(small_data) + " ".join(args))
+    return _built(ARTIFACTS / f"{name}-{key}", lambda tmp: run_module(
+        "tests.random_bundle", str(small_data), str(tmp / "run"), *args)) / "run" / "bundle"
+
+
 @pytest.fixture(scope="session")
 def random_bundle(small_data) -> Path:
     """All four variants of an untrained alpha-0.25, 96 px MobileNet, evaluated and exported by the
@@ -128,9 +136,40 @@ def random_bundle(small_data) -> Path:
 
     For tests of the bundle's shape, the API, the CLI and the browser flows; never for accuracy.
     """
-    key = code_hash("export", "edge", "training", "bench/measure.py", "tests/random_bundle.py", extra=str(small_data))
-    return _built(ARTIFACTS / f"random-bundle-{key}",
-                  lambda tmp: run_module("tests.random_bundle", str(small_data), str(tmp / "run"))) / "run" / "bundle"
+    return _random_bundle(small_data, "random-bundle")
+
+
+@pytest.fixture(scope="session")
+def melanoma_bundle(small_data) -> Path:
+    """The random bundle's model made to answer melanoma with probability 0.45 for every photo
+    (tests/random_bundle.py --prefer mel): what each front end shows for a melanoma at the top."""
+    return _random_bundle(small_data, "melanoma-bundle", "--prefer", "mel")
+
+
+@pytest.fixture(scope="session")
+def melanoma_photos(melanoma_bundle, small_data, tmp_path_factory) -> dict[str, Path]:
+    """A JPEG for each status of `melanoma_bundle`'s float32 answers: a training lesion (ok), the
+    temple of scikit-learn's sample photos (unsure: far from every lesion) and the lesion made dark
+    (retake). The model says melanoma at 0.45 for each, so each answer carries malignant_class,
+    melanoma_risk (the bundle's threshold is under 0.45) and low_confidence."""
+    from PIL import Image
+
+    from edge import Classifier
+    from training.nonlesion import photo_sources
+
+    classifier = Classifier(melanoma_bundle, "float32")
+    with (melanoma_bundle.parent / "split.csv").open(newline="") as fh:
+        train = [r["image_id"] for r in csv.DictReader(fh) if r["split"] == "train"][:20]
+    paths = {p.stem: p for p in small_data.rglob("*.jpg")}
+    lesion = next((paths[i] for i in train if classifier.classify(paths[i]).status == "ok"), None)
+    assert lesion is not None, "none of 20 training lesions is answered ok by the melanoma bundle's float32"
+    folder = tmp_path_factory.mktemp("melanoma-photos")
+    photos = {"ok": lesion, "unsure": folder / "temple.jpg", "retake": folder / "dark.jpg"}
+    Image.open(photo_sources("selection")[0]).convert("RGB").save(photos["unsure"], quality=90)
+    Image.eval(Image.open(lesion), lambda v: v // 6).save(photos["retake"], quality=90)
+    for status, path in photos.items():
+        assert classifier.classify(path).status == status, (status, path)
+    return photos
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edge import quality
-from edge.honesty import MESSAGES, Honesty
-from edge.labels import CLASSES
+from edge import answer, quality
+from edge.honesty import Honesty
+from edge.labels import CLASSES, MALIGNANT
 from edge.manifest import HonestyInfo
 
 RESIZES = [(300, 96), (225, 96), (97, 96), (192, 96), (50, 96), (451, 128), (96, 96)]
@@ -101,8 +101,8 @@ def ood_score(kind: str, layout: dict, arrays: dict[str, np.ndarray], features: 
 
 def decision_cases(rng: np.random.Generator, images: dict[str, np.ndarray], arrays: dict[str, np.ndarray],
                    layout: dict) -> list[dict]:
-    """Python's answer for each image, score and model output; the outputs are drawn so that
-    every status and reason appears."""
+    """Python's answer for each image, score and model output (its reason codes and its JSON keys);
+    the outputs are drawn so that every status and reason appears."""
     cases = []
     for score in ("mahalanobis", "msp", "energy"):
         info = honesty_info(layout, score)
@@ -112,11 +112,12 @@ def decision_cases(rng: np.random.Generator, images: dict[str, np.ndarray], arra
                 features = (rng.normal(0, scale, FEATURES)).astype(np.float32)
                 logits = rng.normal(0, 3 * scale, len(CLASSES))
                 probabilities = np.exp(logits) / np.exp(logits).sum()
-                answer = honesty.decide(pixels, probabilities, features, [], [c for c, _ in CLASSES])
+                said = honesty.decide(pixels, probabilities, features, [], [c for c, _ in CLASSES])
                 cases.append({
                     "score": score, "image": name, "honesty": asdict(info),
                     "features": features.tolist(), "probabilities": probabilities.tolist(),
-                    "status": answer.status, "reasons": [r.code for r in answer.reasons], "checks": answer.checks,
+                    "status": said.status, "reasons": [r.code for r in said.reasons], "checks": said.checks,
+                    "keys": list(said.to_dict()),
                 })
     return cases
 
@@ -138,7 +139,11 @@ def write(path: Path, seed: int = 5) -> Path:
                 for f in features],
         "decisions": decision_cases(rng, images, arrays, layout),
         "labels": [{"code": c, "name": n} for c, n in CLASSES],
-        "messages": MESSAGES,
+        "messages": answer.MESSAGES,
+        "malignant": list(MALIGNANT),
+        "answer": {"unassessed": answer.UNASSESSED, "doctor_reasons": list(answer.DOCTOR_REASONS),
+                   "with_output_only": list(answer.WITH_OUTPUT_ONLY), "statuses": list(answer.STATUSES),
+                   "output_keys": {status: answer.json_name("predictions", status) for status in answer.STATUSES}},
     }
     path.write_text(json.dumps(fixture))
     return path

@@ -57,6 +57,25 @@ def synthetic_photo(seed: int = 0, size: tuple[int, int] = (600, 450)) -> Image.
     return image.filter(ImageFilter.GaussianBlur(4))
 
 
+def schema_validator(document: dict, name: str):
+    """A JSON Schema validator of one component schema of an OpenAPI document (/api/openapi.json),
+    its $refs resolved within that document."""
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft4Validator({"$ref": f"#/components/schemas/{name}", "components": document["components"]})
+
+
+def assert_fits(validator, body: dict) -> None:
+    errors = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(body)]
+    assert not errors, errors
+
+
+def model_output(answer: dict) -> list[dict]:
+    """An answer's every class, most probable first, under whichever name its status keeps them
+    (edge/answer.py; tests/test_answer.py checks which name goes with which status)."""
+    return answer["predictions"] if answer["status"] == "ok" else answer["unassessed_model_output"]
+
+
 def jpeg_bytes(image: Image.Image, quality: int = 90, **save_kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality, **save_kwargs)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from edge import picamera2_backend
+from edge.camera import format_frame
 from edge.cameras import OpenCVCamera, device_arg, open_camera
 from edge.classifier import Classifier
 from edge.cli import main
@@ -168,8 +169,7 @@ def test_edge_camera_command_with_picamera2_classifies_the_rgb_frame(random_bund
     assert code == 0
     classifier = Classifier(random_bundle)
     expected = classifier.classify_array(classifier.preprocess(frames[0]))
-    top = "  ".join(f"{p.code} {p.probability:.1%}" for p in expected.predictions[:3])
-    assert capsys.readouterr().out.strip() == f"frame 0: {expected.headline()} | {top}"
+    assert capsys.readouterr().out.strip() == format_frame(0, expected)
     [instance] = FakePicamera2.instances
     assert instance.calls[1][0] == "create_still_configuration"  # a frame now and then: best quality
     with Image.open(saved) as written:

@@ -9,13 +9,22 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from edge import Classifier
 from edge import camera as camera_module
+from edge.answer import MESSAGES, NOT_AN_ASSESSMENT
 from edge.cli import main
 from edge.errors import BundleError, run_cli
 from edge.labels import CODES, DISCLAIMER
+from tests.camera_helpers import rgb_frame
+from tests.pwa_helpers import model_output
 from tests.test_edge_classifier import copy_bundle, damage, edit_manifest
+
+# What the melanoma bundle's float32 says for every photo (tests/random_bundle.py --prefer mel),
+# and the three warnings that go with it there (tests/conftest.py melanoma_photos).
+MELANOMA_HEADLINE = "Most similar to Melanoma (mel), 45%."
+WARNINGS = [MESSAGES[code] for code in ("malignant_class", "melanoma_risk", "low_confidence")]
 
 
 @pytest.fixture(scope="module")
@@ -52,29 +61,47 @@ def test_classify_json_lists_every_image_with_seven_sorted_predictions(repo_root
     assert [entry["image"] for entry in output] == [str(p) for p in photos[:2]]
     expected = Classifier(random_bundle, "float32").classify(photos[0])
     for entry in output:
-        probabilities = [p["probability"] for p in entry["predictions"]]
-        assert sorted(p["code"] for p in entry["predictions"]) == sorted(CODES)
+        probabilities = [p["probability"] for p in model_output(entry)]
+        assert sorted(p["code"] for p in model_output(entry)) == sorted(CODES)
         assert probabilities == sorted(probabilities, reverse=True)
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
-    assert output[0]["predictions"] == [p.to_dict() for p in expected.predictions]
-    assert output[0]["status"] == expected.status in ("ok", "unsure", "retake")
-    assert output[0]["reasons"] == [{"code": r.code, "message": r.message} for r in expected.reasons]
+    # The API's answer (status, reasons, the output under its status's name, checks) and its headline.
+    assert {key: output[0][key] for key in expected.to_dict()} == expected.to_dict()
+    assert output[0]["headline"] == expected.headline()
     assert DISCLAIMER in result.stderr
 
 
-def test_classify_text_shows_top_k_table_and_disclaimer(repo_root, random_bundle, photos):
-    result = run_edge(repo_root, "classify", random_bundle, photos[0], "--top-k", "3")
+def test_a_melanoma_at_the_top_says_what_happened_and_sends_to_a_doctor(repo_root, melanoma_bundle, melanoma_photos):
+    photo = melanoma_photos["ok"]
+    result = run_edge(repo_root, "classify", melanoma_bundle, photo, "--top-k", "3", "--variant", "float32")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == str(photos[0])
-    answer = Classifier(random_bundle, "int8").classify(photos[0])
-    assert lines[1] == "  " + answer.headline()  # the status line comes first
-    assert lines[1].strip().split(":")[0] == answer.status.upper()
-    top = answer.predictions[:3]
-    assert [line.split()[0] for line in lines[2:5]] == [p.code for p in top]
-    assert lines[2].endswith(f"{top[0].probability:.1%}")
+    assert lines[0] == str(photo)
+    assert lines[1] == "  " + " ".join([MELANOMA_HEADLINE, *WARNINGS])  # the status line first, never "OK"
+    assert [line.split()[0] for line in lines[2:5]] == ["mel", "akiec", "bcc"]  # 0.45, then equal shares in label order
+    assert lines[2].endswith("45.0%")
     assert lines[5] == ""
     assert lines[6] == DISCLAIMER
+
+
+@pytest.mark.parametrize(("status", "words"), [("unsure", "LesionLite cannot assess this photo."),
+                                               ("retake", "Retake the photo. The photo is too dark")])
+def test_an_unassessed_photo_prints_its_output_only_when_asked(repo_root, melanoma_bundle, melanoma_photos, status, words):
+    photo = melanoma_photos[status]
+    plain = run_edge(repo_root, "classify", melanoma_bundle, photo, "--variant", "float32")
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    # The status, its reasons and the referral; no class and no probability.
+    assert lines[1].startswith("  " + words) and lines[1].endswith(MESSAGES["melanoma_risk"])
+    assert MESSAGES["malignant_class"] not in plain.stdout and "%" not in plain.stdout
+    assert "--show-unassessed prints it" in lines[2]
+    shown = run_edge(repo_root, "classify", melanoma_bundle, photo, "--variant", "float32", "--show-unassessed")
+    lines = shown.stdout.splitlines()
+    assert lines[2] == "  " + " ".join([NOT_AN_ASSESSMENT, *WARNINGS])  # the same warnings as an ok answer
+    assert lines[3].split()[0] == "mel" and lines[3].endswith("45.0%") and len(lines) == 3 + 7 + 2
+    entry = json.loads(run_edge(repo_root, "classify", melanoma_bundle, photo, "--variant", "float32", "--json").stdout)[0]
+    assert entry["status"] == status and "predictions" not in entry
+    assert entry["unassessed_model_output"][0] == {"code": "mel", "name": "Melanoma", "probability": pytest.approx(0.45)}
 
 
 def test_folder_skips_non_images_and_reports_unreadable_ones(repo_root, random_bundle, photos, tmp_path):
@@ -107,7 +134,7 @@ def test_nothing_classified_exits_non_zero(repo_root, random_bundle, tmp_path):
     [
         ("missing folder", "error: bundle folder {bundle}/nowhere does not exist"),
         ("hash mismatch", "error: int8.tflite: sha256 mismatch, expected "),
-        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 3"),
+        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 4"),
     ],
 )
 def test_bad_bundle_exits_with_message(case, message, repo_root, random_bundle, photos, tmp_path):
@@ -168,12 +195,33 @@ def test_camera_converts_bgr_frames_to_rgb_and_saves_the_last(
     assert capture.released
 
 
+def test_the_camera_prints_the_doctors_reasons_and_an_unassessed_frames_output_only_when_asked(
+    melanoma_bundle, melanoma_photos, capsys, monkeypatch
+):
+    cv2 = pytest.importorskip("cv2")
+    frames = {status: rgb_frame(Image.open(melanoma_photos[status])) for status in ("ok", "retake")}
+    classifier = Classifier(melanoma_bundle, "float32")
+    assert {status: classifier.classify(frame).status for status, frame in frames.items()} == {"ok": "ok", "retake": "retake"}
+    lines = []
+    for status, flags in (("ok", []), ("retake", []), ("retake", ["--show-unassessed"])):
+        capture = FakeCapture(np.ascontiguousarray(frames[status][:, :, ::-1]))
+        monkeypatch.setattr(cv2, "VideoCapture", lambda device, capture=capture: capture)
+        assert main(["camera", str(melanoma_bundle), "--variant", "float32", "--frames", "1", *flags]) == 0
+        lines.append(capsys.readouterr().out.strip())
+    ok, retake, shown = lines
+    top = "mel 45.0%  akiec 9.2%  bcc 9.2%"  # 0.45, then 0.55 / 6 each, ties in label order
+    assert ok == f"frame 0: {' '.join([MELANOMA_HEADLINE, *WARNINGS])} | {top}"
+    assert retake.startswith("frame 0: Retake the photo. The photo is too dark")
+    assert retake.endswith(MESSAGES["melanoma_risk"]) and "%" not in retake
+    assert shown == f"{retake} | {' '.join([NOT_AN_ASSESSMENT, *WARNINGS])} {top}"
+
+
 def test_a_float32_only_bundle_is_classified_without_a_variant_flag(repo_root, random_bundle, photos, tmp_path):
     only_float = copy_bundle(random_bundle, tmp_path / "float32-only", variants=("float32",))
     edit_manifest(only_float, lambda m: m.update(default_variant="float32", variants={"float32": m["variants"]["float32"]}))
     result = run_edge(repo_root, "classify", only_float, photos[0], "--json")
     assert result.returncode == 0, result.stderr
-    assert len(json.loads(result.stdout)[0]["predictions"]) == 7
+    assert len(model_output(json.loads(result.stdout)[0])) == 7
 
 
 def test_a_mistyped_manifest_field_is_named(repo_root, random_bundle, photos, tmp_path):

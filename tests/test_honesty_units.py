@@ -10,8 +10,9 @@ import pytest
 from scipy.spatial import distance
 
 from edge import quality
+from edge.answer import MESSAGES
 from edge.classifier import top_k
-from edge.honesty import MESSAGES, Honesty, quality_reasons
+from edge.honesty import Honesty, quality_reasons
 from edge.labels import CLASSES, CODES
 from edge.manifest import HonestyInfo
 from export.calibrated import honesty_bytes
@@ -202,14 +203,37 @@ def test_decision_order_quality_then_ood_then_reasons():
         return decide.decide(pixels, probs, f, top_k(probs, CLASSES), CODES)
 
     assert answer(dark, _probs(5, 0.95)).status == "retake"  # quality first, even when the model is sure
-    unsure = answer(sharp, _probs(5, 0.3, 0.1))  # msp 0.7 > 0.5
-    assert unsure.status == "unsure" and [r.code for r in unsure.reasons] == ["out_of_distribution"]
+    unsure = answer(sharp, _probs(5, 0.3, 0.1))  # msp 0.7 > 0.5; the top 0.3 is under 0.5
+    assert unsure.status == "unsure" and [r.code for r in unsure.reasons] == ["out_of_distribution", "low_confidence"]
     ok = answer(sharp, _probs(5, 0.55, 0.35))  # melanoma 0.35 >= 0.3, not the top class
     assert ok.status == "ok" and [r.code for r in ok.reasons] == ["melanoma_risk"]
     assert ok.reasons[0].message == MESSAGES["melanoma_risk"]
     assert ok.predictions[0].code == "nv" and ok.checks["ood_score"] == pytest.approx(0.45)
     low = _decider(_info(low_confidence_below=0.6)).decide(sharp, _probs(5, 0.55), f, [], CODES)
     assert [r.code for r in low.reasons] == ["low_confidence"]
+
+
+SHARP = np.tile(((np.indices((16, 16)).sum(axis=0) % 2) * 120 + 60).astype(np.uint8)[..., None], 3)
+
+
+@pytest.mark.parametrize("top", CODES)
+@pytest.mark.parametrize(("pixels", "status"), [(SHARP, "ok"), (SHARP // 4, "retake")])
+def test_a_malignant_class_at_the_top_sends_to_a_doctor_whatever_the_status(top, pixels, status):
+    # msp threshold 0.5: the top 0.6 passes (msp 0.4); melanoma at 0.6 or 0.4/6 stays under 0.9.
+    probs = _probs(CODES.index(top), 0.6)
+    got = _decider(_info(melanoma={"threshold": 0.9})).decide(pixels, probs, np.zeros(2), [], CODES)
+    assert got.status == status
+    doctor = [r for r in got.reasons if r.code == "malignant_class"]
+    assert [r.message for r in doctor] == ([MESSAGES["malignant_class"]] if top in ("mel", "bcc", "akiec") else [])
+
+
+def test_melanoma_risk_and_low_confidence_whatever_the_status():
+    # nv 0.4 at the top, melanoma 0.35 >= 0.3: a referral and low confidence in every status.
+    probs = _probs(CODES.index("nv"), 0.4, 0.35)
+    for pixels, threshold, status in ((SHARP, 0.7, "ok"), (SHARP, 0.5, "unsure"), (SHARP // 4, 0.7, "retake")):
+        got = _decider(_info(ood={"score": "msp", "threshold": threshold})).decide(pixels, probs, np.zeros(2), [], CODES)
+        assert got.status == status
+        assert [r.code for r in got.reasons][-2:] == ["melanoma_risk", "low_confidence"]
 
 
 def test_honesty_file_round_trips_through_the_manifest_layout():

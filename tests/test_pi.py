@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests import pi_emulation
+from tests.pwa_helpers import model_output
 
 REPO = pi_emulation.REPO_ROOT
 PI = REPO / "edge" / "pi"
@@ -293,7 +294,7 @@ def native(argv, cwd=REPO, env=None, timeout=EMULATION_TIMEOUT):
 
 
 def by_image(results: list[dict]) -> dict[str, dict[str, float]]:
-    return {r["image"]: {p["code"]: p["probability"] for p in r["predictions"]} for r in results}
+    return {r["image"]: {p["code"]: p["probability"] for p in model_output(r)} for r in results}
 
 
 def top1(probabilities: dict[str, float]) -> str:

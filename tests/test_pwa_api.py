@@ -19,12 +19,15 @@ from edge.labels import DISCLAIMER
 from pwa import api, create_app
 from tests.pwa_helpers import (
     MB,
+    assert_fits,
     corrupt_png,
     gif_bytes,
     heic_header,
     jpeg_bytes,
+    model_output,
     png_bytes,
     png_header_only,
+    schema_validator,
     synthetic_photo,
 )
 
@@ -79,12 +82,10 @@ def test_predict_returns_all_classes_sorted_with_model_timing_and_disclaimer(cli
     response = client.post("/api/predict", **multipart(photo))
     assert response.status_code == 200
     body = response.get_json()
-    expected = reference.classify(photo)
-    assert body["predictions"] == [p.to_dict() for p in expected.predictions]
-    assert body["status"] == expected.status and body["reasons"] == [
-        {"code": r.code, "message": r.message} for r in expected.reasons]
-    assert sorted(p["code"] for p in body["predictions"]) == SEVEN_CODES
-    probabilities = [p["probability"] for p in body["predictions"]]
+    expected = reference.classify(photo).to_dict()  # status, reasons, the output under its name, checks
+    assert {key: body[key] for key in expected} == expected
+    assert sorted(p["code"] for p in model_output(body)) == SEVEN_CODES
+    probabilities = [p["probability"] for p in model_output(body)]
     assert probabilities == sorted(probabilities, reverse=True)
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-6)
     # The bundle's default variant (int8), named by the hash of its file on disk.
@@ -93,17 +94,36 @@ def test_predict_returns_all_classes_sorted_with_model_timing_and_disclaimer(cli
     assert 0 <= body["timing_ms"]["inference"] <= body["timing_ms"]["total"]
     assert body["disclaimer"] == DISCLAIMER
     assert response.headers["Cache-Control"] == "no-store"
+    assert_fits(schema_validator(client.get("/api/openapi.json").get_json(), "PredictResult"), body)
+
+
+@pytest.fixture(scope="module")
+def melanoma_client(melanoma_bundle):
+    """The melanoma bundle's float32: melanoma at 0.45 for every photo (tests/conftest.py melanoma_photos)."""
+    return create_app({"TESTING": True, "BUNDLE": str(melanoma_bundle), "VARIANT": "float32"}).test_client()
+
+
+@pytest.mark.parametrize("status", ["ok", "unsure", "retake"])
+def test_a_melanoma_at_the_top_carries_the_doctors_reasons_whatever_the_status(melanoma_client, melanoma_photos, status):
+    body = predict(melanoma_client, melanoma_photos[status].read_bytes()).get_json()
+    assert body["status"] == status
+    assert [r["code"] for r in body["reasons"]][-3:] == ["malignant_class", "melanoma_risk", "low_confidence"]
+    # The output of a photo LesionLite cannot assess is only under the field that says so.
+    output, absent = ("predictions", "unassessed_model_output") if status == "ok" else ("unassessed_model_output", "predictions")
+    assert absent not in body
+    assert body[output][0] == {"code": "mel", "name": "Melanoma", "probability": pytest.approx(0.45)}
+    assert_fits(schema_validator(melanoma_client.get("/api/openapi.json").get_json(), "PredictResult"), body)
 
 
 def test_raw_jpeg_png_and_webp_bodies_get_the_multipart_answer(client, photo):
     image = Image.open(io.BytesIO(photo))
-    expected = client.post("/api/predict", **multipart(photo)).get_json()["predictions"]
-    assert predict(client, photo, "image/jpeg").get_json()["predictions"] == expected
-    lossless = client.post("/api/predict", **multipart(png_bytes(image))).get_json()["predictions"]
-    assert predict(client, png_bytes(image), "image/png").get_json()["predictions"] == lossless
+    expected = client.post("/api/predict", **multipart(photo)).get_json()
+    assert model_output(predict(client, photo, "image/jpeg").get_json()) == model_output(expected)
+    lossless = model_output(client.post("/api/predict", **multipart(png_bytes(image))).get_json())
+    assert model_output(predict(client, png_bytes(image), "image/png").get_json()) == lossless
     webp = io.BytesIO()
     image.save(webp, "WEBP", lossless=True)
-    assert predict(client, webp.getvalue(), "image/webp").get_json()["predictions"] == lossless
+    assert model_output(predict(client, webp.getvalue(), "image/webp").get_json()) == lossless
 
 
 def test_float32_variant_is_served_when_asked(random_bundle, photo):
@@ -124,7 +144,8 @@ def test_model_describes_labels_variant_input_and_metrics(client, random_bundle)
     measured = manifest["variants"]["int8"]["metrics"]
     assert body["metrics"] == {k: measured[k] for k in ("accuracy", "balanced_accuracy", "per_class_recall",
                                                          "top1_agreement")}
-    honesty = manifest["honesty"]
+    # The served variant's settings: the bundle's, with int8's own fitted thresholds in place.
+    honesty = {**manifest["honesty"], **manifest["variants"]["int8"]["honesty"]}
     assert body["honesty"] == {"temperature": honesty["temperature"], "ood_score": honesty["ood"]["score"],
                                "ood_threshold": honesty["ood"]["threshold"],
                                "melanoma_threshold": honesty["melanoma"]["threshold"],
@@ -169,7 +190,7 @@ def test_exif_orientation_is_applied(tiny_bundle, sample_images):
     assert not np.array_equal(reference.preprocess(png_bytes(rotated)), upright_pixels)
     expected = predict(client, png_bytes(upright), "image/png").get_json()
     got = predict(client, png_tagged, "image/png").get_json()
-    assert got["predictions"] == expected["predictions"] and got["status"] == expected["status"]
+    assert model_output(got) == model_output(expected) and got["status"] == expected["status"]
     # A phone's JPEG: 592x448 (multiples of 16, so the rotated file has the same block grid) at
     # quality 100. Re-encoding still moves pixels a little, and a sharp model's probabilities with
     # them (up to 0.08 measured), so the model input is compared, then the answer's class and status.
@@ -178,7 +199,7 @@ def test_exif_orientation_is_applied(tiny_bundle, sample_images):
     untagged_error = abs(reference.preprocess(rotated).astype(float) - upright_pixels).mean()
     assert tagged_error < 1 and untagged_error > 10 * tagged_error
     from_jpeg = predict(client, tagged).get_json()
-    assert from_jpeg["predictions"][0]["code"] == expected["predictions"][0]["code"]
+    assert model_output(from_jpeg)[0]["code"] == model_output(expected)[0]["code"]
     assert from_jpeg["status"] == expected["status"]
 
 
@@ -304,11 +325,11 @@ def test_sixteen_threads_get_exactly_the_sequential_answers(tiny_bundle, sample_
     # between threads would go unseen.
     app = create_app({"TESTING": True, "BUNDLE": str(tiny_bundle)})
     photos = [path.read_bytes() for path in sample_images[:6]]
-    sequential = [predict(app.test_client(), data).get_json()["predictions"] for data in photos]
+    sequential = [model_output(predict(app.test_client(), data).get_json()) for data in photos]
     jobs = [i % len(photos) for i in range(96)]
 
     def ask(i):
-        return i, predict(app.test_client(), photos[i]).get_json()["predictions"]
+        return i, model_output(predict(app.test_client(), photos[i]).get_json())
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(ask, jobs))

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from edge.answer import NOT_AN_ASSESSMENT
 from edge.labels import DISCLAIMER
 from tests.pwa_helpers import (
     REPO,
     find_chromium,
     http,
     jpeg_bytes,
+    model_output,
     post_photo,
     running_server,
     synthetic_photo,
@@ -145,22 +147,43 @@ def shown_top(page) -> list[tuple[str, float, str]]:
     ]
 
 
+# The doctor's reasons, and the reasons shown only beside the model's output (ARCHITECTURE.md,
+# "Honest answers"), written out here rather than read from the code under test.
+DOCTOR = ("malignant_class", "melanoma_risk")
+WITH_OUTPUT_ONLY = ("malignant_class", "low_confidence")
+
+
+def banner_reasons(answer: dict) -> list[dict]:
+    """The reasons the status banner lists: for ok all but low confidence (it has its own notice);
+    otherwise those a person must see while the model's output is hidden."""
+    hidden = ("low_confidence",) if answer["status"] == "ok" else WITH_OUTPUT_ONLY
+    return [r for r in answer["reasons"] if r["code"] not in hidden]
+
+
+def listed(page, selector: str) -> list[tuple[str, str]]:
+    """(data-code, text) of each item of a list of reasons."""
+    items = page.locator(f"{selector} li")
+    return [(items.nth(i).get_attribute("data-code"), items.nth(i).inner_text()) for i in range(items.count())]
+
+
 def assert_page_shows(page, answer: dict) -> None:
     """The result view shows exactly this API answer: the status and its reasons first, then (for
-    ok at once, otherwise after "show anyway") the top three, all seven, notices, disclaimer."""
+    ok at once, otherwise after "show anyway", under the statement that it is not an assessment
+    and with the doctor's reasons) the top three, all seven, notices, disclaimer."""
     banner = page.locator("#status-banner")
     assert banner.get_attribute("data-status") == answer["status"]
-    shown_reasons = page.locator("#status-reasons li")
-    expected_reasons = [r for r in answer["reasons"] if answer["status"] != "ok" or r["code"] == "melanoma_risk"]
-    assert [shown_reasons.nth(i).get_attribute("data-code") for i in range(shown_reasons.count())] == [
-        r["code"] for r in expected_reasons]
-    assert [shown_reasons.nth(i).inner_text() for i in range(shown_reasons.count())] == [
-        r["message"] for r in expected_reasons]
+    assert listed(page, "#status-reasons") == [(r["code"], r["message"]) for r in banner_reasons(answer)]
     if answer["status"] != "ok":
         assert page.locator("#model-output").is_hidden() and page.locator("#retake").is_visible()
         page.locator("#show-anyway").tap()
+        assert page.locator("#unassessed-note").is_visible()
+        assert page.locator("#unassessed-note strong").inner_text() == NOT_AN_ASSESSMENT
+        assert listed(page, "#output-warnings") == [(r["code"], r["message"]) for r in answer["reasons"]
+                                                    if r["code"] in DOCTOR]
+    else:
+        assert page.locator("#unassessed-note").is_hidden()
     assert page.locator("#model-output").is_visible()
-    predictions = answer["predictions"]
+    predictions = model_output(answer)
     top = shown_top(page)
     assert [(code, probability) for code, probability, _ in top] == [
         (p["code"], p["probability"]) for p in predictions[:3]
@@ -324,8 +347,11 @@ def test_service_worker_never_caches_the_api(browser, phone, server, photo_files
         }"""
     )
     assert {"/", "/static/js/app.js", "/static/js/logic.js", "/offline.html"} <= set(cached)
-    # The runtime and the model the page used, kept for offline use: one wasm build, not both.
-    assert {"/static/vendor/litert.js", "/bundle/manifest.json", "/bundle/int8.tflite", "/bundle/honesty.bin"} <= set(cached)
+    # The runtime, the model the page used and int8's own statistics file (manifest schema 4), kept
+    # for offline use: one wasm build, not both.
+    manifest = json.loads(http("GET", f"{server.base_url}/bundle/manifest.json")[2])
+    own = manifest["variants"]["int8"]["honesty"]["file"]
+    assert {"/static/vendor/litert.js", "/bundle/manifest.json", "/bundle/int8.tflite", f"/bundle/{own}"} <= set(cached)
     assert len([path for path in cached if path.endswith(".wasm")]) == 1
     assert not [path for path in cached if path.startswith("/api") or path == "/healthz"]
     status, _, _ = http("GET", f"{server.base_url}/sw.js")
@@ -369,4 +395,4 @@ def test_a_photo_of_no_lesion_is_answered_unsure(browser, phone, trained_server,
     photo = tmp_path / "temple.jpg"
     photo.write_bytes(jpeg_bytes(Image.open(photo_sources("selection")[0]).convert("RGB")))
     answer = _show_status(browser, phone, trained_server, photo, "unsure", "pwa-unsure.png")
-    assert [r["code"] for r in answer["reasons"]] == ["out_of_distribution"]
+    assert answer["reasons"][0]["code"] == "out_of_distribution" and "predictions" not in answer

@@ -22,9 +22,10 @@ from edge.errors import CameraError
 from edge.labels import DISCLAIMER
 from pwa import camera_api, create_app, live
 from tests.camera_helpers import rgb_frame
-from tests.pwa_helpers import synthetic_photo
+from tests.pwa_helpers import assert_fits, model_output, schema_validator, synthetic_photo
 
 PHONE = {"REMOTE_ADDR": "192.168.1.20"}
+MALIGNANT_WARNINGS = ["malignant_class", "melanoma_risk", "low_confidence"]
 
 
 class MemoryCamera(Camera):
@@ -83,20 +84,35 @@ def test_capture_answers_like_predict_for_the_current_frame(client, random_bundl
     body = response.get_json()
     classifier = Classifier(random_bundle)
     expected = classifier.classify_array(classifier.preprocess(frame))
-    assert body["predictions"] == [p.to_dict() for p in expected.predictions]
-    assert body["status"] == expected.status
+    assert {key: body[key] for key in expected.to_dict()} == expected.to_dict()
+    assert len(model_output(body)) == 7
     assert body["model"] == {"variant": classifier.variant, "sha256": classifier.sha256}
     assert body["disclaimer"] == DISCLAIMER
     assert set(body["timing_ms"]) == {"grab", "decode", "inference", "total"}
     assert body["timing_ms"]["total"] == pytest.approx(sum(v for k, v in body["timing_ms"].items() if k != "total"), abs=0.05)
     prefix = "data:image/jpeg;base64,"
     assert body["frame"].startswith(prefix)
+    assert_fits(schema_validator(client.get("/api/openapi.json").get_json(), "CaptureResult"), body)
     with Image.open(io.BytesIO(base64.b64decode(body["frame"][len(prefix):]))) as shown:
         assert (shown.format, shown.size) == ("JPEG", (480, 480))  # the centre square that was classified
         centre = frame[:, 80:560].astype(float)
         assert np.abs(np.asarray(shown, dtype=float) - centre).mean() < 4  # the same picture, JPEG-close
     assert response.headers["Cache-Control"] == "no-store"
 
+
+
+def test_a_melanoma_frame_is_captured_with_the_doctors_reasons(melanoma_bundle, melanoma_photos):
+    frame = rgb_frame(Image.open(melanoma_photos["ok"]))
+    app = create_app({"TESTING": True, "BUNDLE": str(melanoma_bundle), "VARIANT": "float32",
+                      "CAMERA": MemoryCamera(frame)})
+    try:
+        client = app.test_client()
+        body = client.post("/api/camera/capture").get_json()
+        assert body["status"] == "ok" and body["predictions"][0]["code"] == "mel"
+        assert [r["code"] for r in body["reasons"]] == MALIGNANT_WARNINGS
+        assert_fits(schema_validator(client.get("/api/openapi.json").get_json(), "CaptureResult"), body)
+    finally:
+        camera_api.close(app)
 
 def test_another_machine_is_refused_unless_allowed(client, random_bundle, camera):
     for method, path in (("GET", "/api/camera"), ("GET", "/api/camera/preview"), ("POST", "/api/camera/capture")):

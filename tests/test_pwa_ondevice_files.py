@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.honesty import MESSAGES
+from edge.answer import MESSAGES
 from edge.labels import DISCLAIMER
 from pwa import create_app, pages, precompressed
 from tests.pwa_helpers import REPO
@@ -64,7 +64,8 @@ def test_the_page_names_the_servers_model_and_carries_the_servers_messages(clien
     assert config["sha256"] == manifest["variants"]["int8"]["sha256"]
     assert config["manifest"] == "/bundle/manifest.json"
     assert config["runtime"] == {"module": "/static/vendor/litert.js", "wasm": "/static/vendor/litert/", "available": True}
-    assert config["messages"] == MESSAGES  # the very texts edge/honesty.py answers with
+    assert config["messages"] == MESSAGES  # the very texts edge/answer.py answers with
+    assert config["malignant"] == ["akiec", "bcc", "mel"]  # melanoma, basal cell and intraepithelial carcinoma
     assert config["disclaimer"] == DISCLAIMER
     assert config["imageUnreadable"] == "The photo is not an image format LesionLite reads: send a JPEG or PNG."
 
@@ -73,7 +74,9 @@ def test_the_bundle_files_named_by_the_manifest_are_served_and_nothing_else(clie
     manifest = json.loads((random_bundle / "manifest.json").read_text())
     response = client.get("/bundle/manifest.json")
     assert response.status_code == 200 and response.get_json() == manifest
-    for entry in [*manifest["variants"].values(), manifest["honesty"]]:
+    overrides = [v["honesty"] for v in manifest["variants"].values() if v.get("honesty")]
+    assert overrides, "the export fits its quantized variants' own statistics (manifest schema 4)"
+    for entry in [*manifest["variants"].values(), manifest["honesty"], *overrides]:
         response = client.get(f"/bundle/{entry['file']}")
         assert response.status_code == 200, entry["file"]
         assert hashlib.sha256(response.get_data()).hexdigest() == entry["sha256"]

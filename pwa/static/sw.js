@@ -15,6 +15,7 @@ const SHELL = [
   OFFLINE_PAGE,
   "/static/js/app.js",
   "/static/js/logic.js",
+  "/static/js/answer.js",
   "/static/js/onphone.js",
   "/static/js/ondevice.js",
   "/static/js/preprocess.js",

@@ -11,6 +11,7 @@ import {
   mahalanobis,
   measureQuality,
   oodScore,
+  honestyFor,
   quantizeInput,
   rank,
   toProbabilities,
@@ -63,6 +64,16 @@ test("OOD scores by hand: msp, energy of equal logits, mahalanobis to the neares
   assert.throws(() => oodScore("vibes", [], [], arrays), /not one this page computes/);
 });
 
+test("honestyFor: a variant's own fields replace the bundle's, the others stay shared", () => {
+  const manifest = { honesty: { file: "honesty.bin", ood: { score: "mahalanobis", threshold: 30 }, quality: { brightness_min: 60 },
+    melanoma: { threshold: 0.99 }, low_confidence_below: 0.5 } };
+  const own = { file: "honesty-int8.bin", ood: { score: "mahalanobis", threshold: 12 }, melanoma: { threshold: 0.6 } };
+  assert.deepEqual(honestyFor(manifest, { honesty: own }), {
+    file: "honesty-int8.bin", ood: { score: "mahalanobis", threshold: 12 }, quality: { brightness_min: 60 },
+    melanoma: { threshold: 0.6 }, low_confidence_below: 0.5 });
+  assert.deepEqual(honestyFor(manifest, {}), manifest.honesty); // float32: the bundle's own
+});
+
 test("rank: most probable first, ties in label order", () => {
   const labels = [{ code: "a", name: "A" }, { code: "b", name: "B" }, { code: "c", name: "C" }];
   assert.deepEqual(rank([0.25, 0.5, 0.25], labels).map((p) => p.code), ["b", "a", "c"]);
@@ -88,20 +99,65 @@ test("honesty.bin unpacks to the arrays Python wrote, and OOD scores equal edge/
   assert.throws(() => unpackHonesty(content.buffer.slice(0, 100), fixture.layout), /honesty.bin: 100 bytes, but array/);
 });
 
-test("decide gives edge/honesty.py's status, reasons and messages for every case", needsFixture, () => {
+test("decide gives edge/honesty.py's status, reasons, messages and JSON keys for every case", needsFixture, () => {
   const arrays = unpackHonesty(bytes(fixture.honesty_bin).buffer, fixture.layout);
-  const statuses = new Set();
+  const seen = new Set();
   for (const c of fixture.decisions) {
     const answer = decide({
       pixels: bytes(fixture.images[c.image]), size: 96, probabilities: c.probabilities, featureValues: c.features,
-      labels: fixture.labels, honesty: c.honesty, arrays, messages: fixture.messages,
+      labels: fixture.labels, honesty: c.honesty, arrays, messages: fixture.messages, malignant: fixture.malignant,
     });
     const what = `${c.score} ${c.image}`;
     assert.equal(answer.status, c.status, what);
     assert.deepEqual(answer.reasons.map((r) => r.code), c.reasons, what);
     assert.deepEqual(answer.reasons.map((r) => r.message), c.reasons.map((code) => fixture.messages[code]), what);
+    assert.deepEqual(Object.keys(answer), c.keys, what);
     close(answer.checks.ood_score, c.checks.ood_score, 1e-9, `${what} ood_score`);
-    statuses.add(answer.status);
+    for (const reason of answer.reasons) seen.add(`${answer.status} ${reason.code}`);
   }
-  assert.deepEqual([...statuses].sort(), ["ok", "retake", "unsure"]);
+  // The cases reach every status, and every reason about the model's output under each of them.
+  for (const status of ["ok", "unsure", "retake"]) {
+    for (const code of ["malignant_class", "melanoma_risk", "low_confidence"]) assert.ok(seen.has(`${status} ${code}`), `${status} ${code}`);
+  }
+});
+
+// A photo every check passes (msp threshold 1) or none (threshold 0), with wide quality limits.
+const PASSING = { brightness_min: 0, brightness_max: 255, clipped_max: 1, sharpness_min: 0 };
+const LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"].map((code) => ({ code, name: code.toUpperCase() }));
+const MESSAGES = Object.fromEntries(
+  ["out_of_distribution", "malignant_class", "melanoma_risk", "low_confidence"].map((code) => [code, `says ${code}`]));
+
+function decideFor(top, { p = 0.7, mel = 0.05, oodThreshold = 1 } = {}) {
+  const probabilities = LABELS.map((label) => (label.code === top ? p : label.code === "mel" ? mel : 0));
+  const rest = (1 - probabilities.reduce((sum, v) => sum + v, 0)) / probabilities.filter((v) => v === 0).length;
+  return decide({
+    pixels: new Uint8Array(4 * 4 * 3).fill(120), size: 4, probabilities: probabilities.map((v) => v || rest),
+    featureValues: [], labels: LABELS, arrays: {}, messages: MESSAGES, malignant: ["akiec", "bcc", "mel"],
+    honesty: { ood: { score: "msp", threshold: oodThreshold }, quality: PASSING, melanoma: { threshold: 0.3 },
+      low_confidence_below: 0.5 },
+  });
+}
+
+test("by hand: mel, bcc and akiec at the top carry malignant_class, whatever the status", () => {
+  for (const top of ["mel", "bcc", "akiec"]) {
+    const ok = decideFor(top);
+    assert.equal(ok.status, "ok");
+    assert.ok(ok.reasons.some((r) => r.code === "malignant_class" && r.message === "says malignant_class"), top);
+    assert.equal(ok.predictions[0].code, top);
+    const unsure = decideFor(top, { oodThreshold: 0 }); // msp 0.3 > 0
+    assert.equal(unsure.status, "unsure");
+    assert.deepEqual(unsure.reasons.map((r) => r.code).slice(0, 2), ["out_of_distribution", "malignant_class"]);
+    assert.equal(unsure.predictions, undefined);
+    assert.equal(unsure.unassessed_model_output[0].code, top);
+  }
+  for (const top of ["nv", "bkl", "df", "vasc"]) assert.deepEqual(decideFor(top).reasons, [], top);
+});
+
+test("by hand: melanoma_risk on the melanoma probability and low_confidence on the top one, whatever the status", () => {
+  // nv 0.45 at the top, mel 0.35 >= 0.3: a referral and low confidence, but no malignant top.
+  const codes = (answer) => answer.reasons.map((r) => r.code);
+  assert.deepEqual(codes(decideFor("nv", { p: 0.45, mel: 0.35 })), ["melanoma_risk", "low_confidence"]);
+  assert.deepEqual(codes(decideFor("nv", { p: 0.45, mel: 0.35, oodThreshold: 0 })),
+    ["out_of_distribution", "melanoma_risk", "low_confidence"]);
+  assert.deepEqual(codes(decideFor("nv", { p: 0.45, mel: 0.29 })), ["low_confidence"]);
 });

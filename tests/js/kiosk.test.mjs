@@ -22,12 +22,32 @@ const ANSWER = {
   status: "ok", reasons: [], predictions: PREDICTIONS, disclaimer: "Not a diagnosis.", frame: "data:image/jpeg;base64,AAAA",
 };
 
+// Unsure and retake answers keep the model's output under their own field (edge/answer.py).
+const { predictions: OUTPUT, ...SERVED } = ANSWER;
+const unassessed = (status, reasons) => ({ ...SERVED, status, reasons, unassessed_model_output: OUTPUT });
+const OOD = { code: "out_of_distribution", message: "Not like the lesions." };
+const MALIGNANT_CLASS = { code: "malignant_class", message: "A skin cancer: see a doctor." };
+const MELANOMA_RISK = { code: "melanoma_risk", message: "Like melanoma: see a doctor." };
+const LOW = { code: "low_confidence", message: "Unsure between classes." };
+
 test("the status is the server's; only ok names a class", () => {
   assert.equal(answerStatus(ANSWER), "ok");
-  const unsure = { ...ANSWER, status: "unsure", reasons: [{ code: "out_of_distribution", message: "Cannot assess." }] };
+  const unsure = unassessed("unsure", [OOD]);
   assert.equal(kioskView(unsure).statusLabel, "LesionLite cannot assess this photo");
   assert.equal(kioskView(unsure).showClass, false);
-  assert.deepEqual(kioskView(unsure).reasons, ["Cannot assess."]);
+  assert.deepEqual(kioskView(unsure).reasons, [OOD]);
+});
+
+test("a melanoma at the top: the doctor's reasons are shown, and the referral even without the class", () => {
+  const ok = kioskView({ ...ANSWER, reasons: [MALIGNANT_CLASS, MELANOMA_RISK, LOW] });
+  assert.equal(ok.statusLabel, "Most similar to");
+  assert.equal(ok.topName, "Melanoma (mel)");
+  assert.deepEqual(ok.reasons, [MALIGNANT_CLASS, MELANOMA_RISK, LOW]);
+  assert.equal(ok.announcement, "Most similar to Melanoma, 72%. Show it to a doctor. Not a diagnosis.");
+  const unsure = kioskView(unassessed("unsure", [OOD, MALIGNANT_CLASS, MELANOMA_RISK, LOW]));
+  assert.equal(unsure.showClass, false);
+  assert.deepEqual(unsure.reasons, [OOD, MELANOMA_RISK]); // no class shown, so nothing about it but the referral
+  assert.equal(unsure.announcement, "LesionLite cannot assess this photo. Show it to a doctor. Not a diagnosis.");
 });
 
 test("the view shows the top class, two runners-up, the frame and the disclaimer", () => {
@@ -42,15 +62,15 @@ test("the view shows the top class, two runners-up, the frame and the disclaimer
   assert.deepEqual(view.reasons, []);
   assert.equal(view.frame, ANSWER.frame);
   assert.equal(view.disclaimer, "Not a diagnosis.");
-  assert.equal(view.announcement, "Most similar class: Melanoma, 72%. Not a diagnosis.");
+  assert.equal(view.announcement, "Most similar to Melanoma, 72%. Not a diagnosis.");
 });
 
 test("a status and reasons from the server win; unsure and retake hide the class", () => {
-  const unsure = kioskView({ ...ANSWER, status: "unsure", reasons: [{ code: "out_of_distribution", message: "Not like the lesions." }] });
+  const unsure = kioskView(unassessed("unsure", [OOD]));
   assert.equal(unsure.statusLabel, "LesionLite cannot assess this photo");
-  assert.deepEqual(unsure.reasons, ["Not like the lesions."]);
+  assert.deepEqual(unsure.reasons, [OOD]);
   assert.equal(unsure.showClass, false);
-  const retake = kioskView({ ...ANSWER, status: "retake", reasons: [{ code: "blurry", message: "The photo is blurred." }] });
+  const retake = kioskView(unassessed("retake", [{ code: "blurry", message: "The photo is blurred." }]));
   assert.equal(retake.statusLabel, "Retake the photo");
   assert.equal(retake.showClass, false);
   assert.deepEqual(retake.others, []);

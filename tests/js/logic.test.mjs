@@ -35,13 +35,17 @@ const ANSWER = {
   reasons: [{ code: "low_confidence", message: "The model is unsure between several classes." }],
 };
 const MELANOMA_RISK = { code: "melanoma_risk", message: "Features similar to melanoma: show this lesion to a doctor." };
+// Unsure and retake answers keep the model's output under their own field (edge/answer.py).
+const { predictions: OUTPUT, ...SERVED } = ANSWER;
 const UNSURE = {
-  ...ANSWER,
+  ...SERVED,
+  unassessed_model_output: OUTPUT,
   status: "unsure",
-  reasons: [{ code: "out_of_distribution", message: "LesionLite cannot assess this photo." }],
+  reasons: [{ code: "out_of_distribution", message: "It does not look like the lesions." }],
 };
 const RETAKE = {
-  ...ANSWER,
+  ...SERVED,
+  unassessed_model_output: OUTPUT,
   status: "retake",
   reasons: [
     { code: "too_dark", message: "The photo is too dark: add light and retake it." },
@@ -62,7 +66,7 @@ test("formatPercent rounds half up and never says 0% or 100%", () => {
 test("resultView: top three, all seven, the server's low-confidence reason, short hash", () => {
   const view = resultView(ANSWER);
   assert.equal(view.status, "ok");
-  assert.equal(view.title, "Most similar: Melanocytic nevi");
+  assert.equal(view.title, "Most similar to Melanocytic nevi");
   assert.equal(view.outputHidden, false);
   assert.deepEqual(view.reasons, []); // low confidence has its own notice, not a banner line
   assert.deepEqual(view.top.map((p) => [p.code, p.percent, p.barWidth]), [
@@ -73,17 +77,17 @@ test("resultView: top three, all seven, the server's low-confidence reason, shor
   assert.equal(view.model, "int8 (dac5c0112233)");
   assert.equal(view.whereText, "Analysed on the kiosk by model int8 (dac5c0112233).");
   assert.equal(resultView({ ...ANSWER, where: "phone" }).whereText, "Analysed on this phone by model int8 (dac5c0112233).");
-  assert.equal(view.announcement, "Most similar: Melanocytic nevi, 41%. Low confidence. Not a diagnosis.");
+  assert.equal(view.announcement, "Most similar to Melanocytic nevi, 41%. Low confidence. Not a diagnosis.");
   const sure = resultView({ ...ANSWER, reasons: [], predictions: [{ code: "mel", name: "Melanoma", probability: 0.5 }] });
   assert.equal(sure.low, false);
-  assert.equal(sure.announcement, "Most similar: Melanoma, 50%. Not a diagnosis.");
+  assert.equal(sure.announcement, "Most similar to Melanoma, 50%. Not a diagnosis.");
 });
 
 test("melanoma_risk is shown in the banner even when melanoma is not the top class", () => {
   const view = resultView({ ...ANSWER, reasons: [MELANOMA_RISK] });
   assert.equal(view.melanomaRisk, true);
   assert.deepEqual(view.reasons, [MELANOMA_RISK]);
-  assert.equal(view.announcement, "Most similar: Melanocytic nevi, 41%. Show it to a doctor. Not a diagnosis.");
+  assert.equal(view.announcement, "Most similar to Melanocytic nevi, 41%. Show it to a doctor. Not a diagnosis.");
 });
 
 test("unsure and retake lead with the status and hide the model's output until asked", () => {
@@ -98,7 +102,40 @@ test("unsure and retake lead with the status and hide the model's output until a
   let state = reduce(reduce(initialState, { type: "upload-started" }), { type: "prediction-received", result: UNSURE });
   assert.deepEqual(shown(state), ["result-view", "show-anyway"]);
   state = reduce(state, { type: "show-anyway" });
-  assert.deepEqual(shown(state), ["model-output", "result-view"]);
+  assert.deepEqual(shown(state), ["model-output", "result-view", "unassessed-note"]);
+  assert.deepEqual(resultView(UNSURE).top.map((p) => p.code), ["nv", "mel", "bkl"]); // read from the marked field
+});
+
+const MALIGNANT_CLASS = { code: "malignant_class", message: "The most similar class is a skin cancer." };
+const LOW = { code: "low_confidence", message: "The model is unsure between several classes." };
+const MELANOMA_TOP = [
+  { code: "mel", name: "Melanoma", probability: 0.45 }, ...OUTPUT.filter((p) => p.code !== "mel"),
+];
+
+test("a melanoma at the top of an ok answer: the doctor's reasons lead the banner", () => {
+  const view = resultView({ ...ANSWER, predictions: MELANOMA_TOP, reasons: [MALIGNANT_CLASS, MELANOMA_RISK, LOW] });
+  assert.equal(view.title, "Most similar to Melanoma");
+  assert.deepEqual(view.reasons, [MALIGNANT_CLASS, MELANOMA_RISK]);
+  assert.deepEqual(view.outputWarnings, []);
+  assert.equal(view.announcement, "Most similar to Melanoma, 45%. Show it to a doctor. Low confidence. Not a diagnosis.");
+});
+
+test("show anyway: an unassessed output comes with the warnings an ok answer would carry", () => {
+  const reasons = [UNSURE.reasons[0], MALIGNANT_CLASS, MELANOMA_RISK, LOW];
+  const answer = { ...UNSURE, unassessed_model_output: MELANOMA_TOP, reasons };
+  const view = resultView(answer);
+  // With the output hidden: the statement and the referral (a person must see it), no class.
+  assert.deepEqual(view.reasons, [UNSURE.reasons[0], MELANOMA_RISK]);
+  assert.equal(view.announcement, "LesionLite cannot assess this photo. Show it to a doctor. Not a diagnosis.");
+  // Beside the output: both doctor's reasons, and the low-confidence notice.
+  assert.deepEqual(view.outputWarnings, [MALIGNANT_CLASS, MELANOMA_RISK]);
+  let state = reduce(initialState, { type: "prediction-received", result: answer });
+  assert.deepEqual(shown(state), ["result-view", "show-anyway"]);
+  state = reduce(state, { type: "show-anyway" });
+  assert.deepEqual(shown(state), ["low-confidence", "model-output", "result-view", "unassessed-note"]);
+  const retake = resultView({ ...RETAKE, unassessed_model_output: MELANOMA_TOP, reasons: [RETAKE.reasons[0], MALIGNANT_CLASS] });
+  assert.deepEqual(retake.reasons, [RETAKE.reasons[0]]);
+  assert.deepEqual(retake.outputWarnings, [MALIGNANT_CLASS]);
 });
 
 test("failureFor: timeout, unreachable, the server's own message, and fallbacks", () => {

@@ -149,6 +149,7 @@ function showResult(view) {
   $("status-banner").dataset.status = view.status;
   $("result-heading").textContent = view.title;
   $("status-reasons").replaceChildren(...view.reasons.map(reasonItem));
+  $("output-warnings").replaceChildren(...view.outputWarnings.map(reasonItem));
   $("top3").replaceChildren(...view.top.map(barRow));
   $("all-classes").replaceChildren(...view.all.map(tableRow));
   $("model-variant").textContent = view.model;

@@ -1,8 +1,11 @@
 // The model's raw outputs to an honest answer, as edge/classifier.py and edge/honesty.py decide
 // it on the server: dequantize, renormalize, measure the photo's quality, score how unlike the
 // training lesions it is, then ok / unsure / retake with the reasons. Every threshold comes
-// from the bundle (manifest "honesty" + honesty.bin); every message text from the server
-// (edge/honesty.py MESSAGES, passed in). Pure: node --test runs it (tests/js/honesty.test.mjs).
+// from the bundle (manifest "honesty" + honesty.bin); every message text and the malignant
+// classes from the server (edge/answer.py MESSAGES, edge/labels.py MALIGNANT, passed in).
+// Pure: node --test runs it (tests/js/honesty.test.mjs).
+
+import { outputKey } from "./answer.js";
 
 export const MELANOMA = "mel";
 // edge/quality.py: ITU-R BT.601 luma weights, the clipped-highlight level, the contrast floor.
@@ -68,6 +71,13 @@ export function measureQuality(pixels, size) {
     clipped: all.filter((v) => v >= CLIPPED_LUMA).length / all.length,
     sharpness: variance(laplacian) / (variance(all) + CONTRAST_FLOOR),
   };
+}
+
+// A variant's honest-answer settings: the bundle's "honesty" section with the variant's own
+// override (fitted on its own outputs, manifest schema 4) in place of the fields it names, as
+// edge/manifest.py honesty_for() applies it.
+export function honestyFor(manifest, variant) {
+  return { ...manifest.honesty, ...(variant.honesty ?? {}) };
 }
 
 // honesty.bin's little-endian float32 arrays, as {name: {shape, values: Float64Array}}.
@@ -139,20 +149,34 @@ function qualityReasons(measured, limits) {
   return codes;
 }
 
-// edge/honesty.py Honesty.decide(): {status, reasons, predictions, checks}. `honesty` is the
-// manifest's honesty section, `messages` the server's texts by reason code.
-export function decide({ pixels, size, probabilities, featureValues, labels, honesty, arrays, messages }) {
+// edge/honesty.py output_reasons(): what the model's output obliges a person to be told, whatever
+// the status. The top is the first of equal maxima, as rank() and numpy's argmax take it.
+function outputReasons(probabilities, labels, honesty, malignant) {
+  const codes = [];
+  const top = Math.max(...probabilities);
+  if (malignant.includes(labels[probabilities.indexOf(top)].code)) codes.push("malignant_class");
+  const melanoma = labels.findIndex((label) => label.code === MELANOMA);
+  if (probabilities[melanoma] >= honesty.melanoma.threshold) codes.push("melanoma_risk");
+  if (top < honesty.low_confidence_below) codes.push("low_confidence");
+  return codes;
+}
+
+// edge/honesty.py Honesty.decide(), in edge/answer.py's shape: {status, reasons, predictions (ok)
+// or unassessed_model_output (unsure, retake), checks}. `honesty` is the manifest's honesty
+// section, `messages` the server's texts by reason code, `malignant` its malignant class codes.
+export function decide({ pixels, size, probabilities, featureValues, labels, honesty, arrays, messages, malignant }) {
   const measured = measureQuality(pixels, size);
   const score = oodScore(honesty.ood.score, featureValues, probabilities, arrays);
   const checks = { ...measured, ood_score: score, ood_threshold: honesty.ood.threshold };
-  const reason = (code) => ({ code, message: messages[code] });
-  const answer = (status, codes) => ({ status, reasons: codes.map(reason), predictions: rank(probabilities, labels), checks });
-  const retake = qualityReasons(measured, honesty.quality);
-  if (retake.length) return answer("retake", retake);
-  if (score > honesty.ood.threshold) return answer("unsure", ["out_of_distribution"]);
-  const codes = [];
-  if (Math.max(...probabilities) < honesty.low_confidence_below) codes.push("low_confidence");
-  const melanoma = labels.findIndex((label) => label.code === MELANOMA);
-  if (probabilities[melanoma] >= honesty.melanoma.threshold) codes.push("melanoma_risk");
-  return answer("ok", codes);
+  let status = "ok";
+  let photo = qualityReasons(measured, honesty.quality);
+  if (photo.length) status = "retake";
+  else if (score > honesty.ood.threshold) [status, photo] = ["unsure", ["out_of_distribution"]];
+  const codes = [...photo, ...outputReasons(probabilities, labels, honesty, malignant)];
+  return {
+    status,
+    reasons: codes.map((code) => ({ code, message: messages[code] })),
+    [outputKey(status)]: rank(probabilities, labels),
+    checks,
+  };
 }

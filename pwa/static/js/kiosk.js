@@ -99,7 +99,7 @@ function showResult(view) {
   $("kiosk-top-name").textContent = view.topName;
   $("kiosk-top-percent").textContent = view.topPercent;
   $("kiosk-others").replaceChildren(...view.others.map(otherRow));
-  $("kiosk-reasons").replaceChildren(...view.reasons.map(textItem));
+  $("kiosk-reasons").replaceChildren(...view.reasons.map(reasonItem));
   $("disclaimer").textContent = view.disclaimer;
   $("kiosk-announcer").textContent = view.announcement;
   kiosk.screen = "result";
@@ -117,9 +117,11 @@ function otherRow(p) {
   return row;
 }
 
-function textItem(text) {
+function reasonItem(reason) {
   const item = document.createElement("li");
-  item.textContent = text;
+  item.dataset.code = reason.code;
+  item.className = `kiosk-reason-${reason.code}`;
+  item.textContent = reason.message;
   return item;
 }
 

@@ -2,6 +2,8 @@
 // and what the result view shows. Nothing here touches the DOM, the network or the camera, and
 // importing it does nothing: node --test runs it (tests/js/logic.test.mjs).
 
+import { DOCTOR_REASONS, modelOutput, reasonsWithoutOutput, sendsToDoctor } from "./answer.js";
+
 export const CAPTURE_SIZE = 512; // px: plenty for a 96-224 px model, and a small, fast upload
 export const GUIDE_FRACTION = 0.8; // the guide square's side, as a fraction of the visible square frame
 export const JPEG_QUALITY = 0.92;
@@ -74,49 +76,63 @@ export function failureFor(outcome, timeoutMs = REQUEST_TIMEOUT_MS) {
   return { message, canRetry: status >= 500, offline: false };
 }
 
-// The status leads the result screen. Titles by status; the reasons' messages come from the server.
+// The status leads the result screen, in words that say what happened (never "OK"). Titles by
+// status; the reasons' messages come from the server.
 export const STATUS_TITLES = {
-  ok: (top) => `Most similar: ${top.name}`,
+  ok: (top) => `Most similar to ${top.name}`,
   unsure: () => "LesionLite cannot assess this photo",
   retake: () => "Retake the photo",
 };
 
-// What the result view shows for one /api/predict answer ({status, reasons, predictions, ...}).
-// For "unsure" and "retake" the model's output stays hidden until the user asks for it.
-export function resultView(result) {
-  const row = (p) => ({
+function row(p) {
+  return {
     code: p.code,
     name: p.name,
     probability: p.probability,
     percent: formatPercent(p.probability),
     barWidth: `${(p.probability * 100).toFixed(1)}%`,
-  });
-  const [top] = result.predictions;
+  };
+}
+
+function announcement(status, top, banner, low) {
+  const doctor = sendsToDoctor(banner) ? "Show it to a doctor. " : "";
+  if (status === "ok") {
+    return `Most similar to ${top.name}, ${formatPercent(top.probability)}. ${doctor}${low ? "Low confidence. " : ""}`;
+  }
+  if (status === "retake") return `Retake the photo: ${banner.map((r) => r.message).join(" ")} `;
+  return `LesionLite cannot assess this photo. ${doctor}`;
+}
+
+// What the result view shows for one answer ({status, reasons, predictions or
+// unassessed_model_output, ...}). The banner: for ok every reason but low confidence (it has its
+// own notice beside the bars); for unsure and retake the reasons a person must see with the
+// model's output hidden. That output stays hidden until asked for, and then comes under the
+// statement that it is not an assessment, with the same warnings an ok answer carries.
+export function resultView(result) {
+  const predictions = modelOutput(result);
+  const [top] = predictions;
   const model = `${result.model.variant} (${result.model.sha256.slice(0, 12)})`;
   const codes = new Set(result.reasons.map((r) => r.code));
   const status = result.status;
+  const assessed = status === "ok";
   const low = codes.has("low_confidence");
-  const melanomaRisk = codes.has("melanoma_risk");
-  const announce = {
-    ok: `Most similar: ${top.name}, ${formatPercent(top.probability)}. ` + (melanomaRisk ? "Show it to a doctor. " : "") +
-      (low ? "Low confidence. " : ""),
-    unsure: "LesionLite cannot assess this photo. ",
-    retake: `Retake the photo: ${result.reasons.map((r) => r.message).join(" ")} `,
-  }[status];
+  const banner = assessed ? result.reasons.filter((r) => r.code !== "low_confidence") : reasonsWithoutOutput(result);
   return {
     status,
     title: STATUS_TITLES[status](top),
-    reasons: result.reasons.filter((r) => status !== "ok" || r.code === "melanoma_risk"),
-    outputHidden: status !== "ok",
-    top: result.predictions.slice(0, TOP_N).map(row),
-    all: result.predictions.map(row),
+    reasons: banner,
+    outputWarnings: assessed ? [] : result.reasons.filter((r) => DOCTOR_REASONS.includes(r.code)),
+    assessed,
+    outputHidden: !assessed,
+    top: predictions.slice(0, TOP_N).map(row),
+    all: predictions.map(row),
     low,
-    melanomaRisk,
+    melanomaRisk: codes.has("melanoma_risk"),
     model,
     where: result.where,
     whereText: `Analysed ${WHERE[result.where] ?? WHERE.kiosk} by model ${model}.`,
     disclaimer: result.disclaimer,
-    announcement: announce + "Not a diagnosis.",
+    announcement: announcement(status, top, banner, low) + "Not a diagnosis.",
   };
 }
 
@@ -190,6 +206,7 @@ export function visibility(state) {
     "model-output": state.view === "result" && state.result?.outputHidden === false,
     "show-anyway": state.view === "result" && state.result?.outputHidden === true,
     "low-confidence": state.view === "result" && Boolean(state.result?.low) && state.result?.outputHidden === false,
+    "unassessed-note": state.view === "result" && state.result?.assessed === false && state.result?.outputHidden === false,
     "offline-notice": state.offline,
   };
 }

@@ -7,7 +7,7 @@
 // sha256 against the manifest, and compiles the model for the "wasm" accelerator. Any failure
 // rejects with a message, and the page falls back to the server.
 
-import { decide, features, quantizeInput, toProbabilities, unpackHonesty } from "./honesty.js";
+import { decide, features, honestyFor, quantizeInput, toProbabilities, unpackHonesty } from "./honesty.js";
 import { verified } from "./integrity.js";
 import { pixelsFromBlob } from "./decode.js";
 
@@ -64,18 +64,20 @@ export async function startEngine(config) {
   const started = performance.now();
   const [lib, manifest] = await Promise.all([loadRuntime(config), download(config.manifest, "json")]);
   const variant = check(manifest, config);
+  const honesty = honestyFor(manifest, variant); // this variant's thresholds and statistics file
   const base = config.manifest.slice(0, config.manifest.lastIndexOf("/") + 1);
   const hashing = { fallback: lib.sha256 };
   const [model, honestyBin] = await Promise.all([
     download(base + variant.file).then((b) => verified(b, variant.sha256, variant.file, hashing)),
-    download(base + manifest.honesty.file).then((b) => verified(b, manifest.honesty.sha256, manifest.honesty.file, hashing)),
+    download(base + honesty.file).then((b) => verified(b, honesty.sha256, honesty.file, hashing)),
   ]);
   const compiled = await lib.loadAndCompile(model, { accelerator: ACCELERATOR });
   const dtype = checkTensors(compiled, manifest, variant);
   const arrays = unpackHonesty(honestyBin.buffer.slice(honestyBin.byteOffset, honestyBin.byteOffset + honestyBin.byteLength),
-    manifest.honesty.arrays);
-  return new Engine({ lib, compiled, manifest, variant, name: config.variant, dtype, arrays, messages: config.messages,
-    disclaimer: config.disclaimer, readyMs: performance.now() - started, readyAt: performance.now() });
+    honesty.arrays);
+  return new Engine({ lib, compiled, manifest, variant, honesty, name: config.variant, dtype, arrays, messages: config.messages,
+    malignant: config.malignant, disclaimer: config.disclaimer, readyMs: performance.now() - started,
+    readyAt: performance.now() });
 }
 
 class Engine {
@@ -102,14 +104,16 @@ class Engine {
     }
   }
 
-  // The answer for a preprocessed uint8 size x size x 3 array, in /api/predict's shape.
+  // The answer for a preprocessed uint8 size x size x 3 array, in /api/predict's shape (the
+  // OpenAPI schema's PredictResult, generated from edge/answer.py: the browser tests check it).
   async classifyPixels(pixels, decodeMs = 0) {
     const started = performance.now();
     const raw = await this.run(pixels);
     const probabilities = toProbabilities(raw.probabilities, this.variant.output_quantization);
     const answer = decide({
       pixels, size: this.size, probabilities, featureValues: features(raw.features, this.variant.features_quantization),
-      labels: this.manifest.labels, honesty: this.manifest.honesty, arrays: this.arrays, messages: this.messages,
+      labels: this.manifest.labels, honesty: this.honesty, arrays: this.arrays, messages: this.messages,
+      malignant: this.malignant,
     });
     const inference = performance.now() - started;
     const round = (ms) => Math.round(ms * 100) / 100;
