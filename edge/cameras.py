@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.camera_base import Camera
 from edge.errors import CameraError
+from edge.picamera2_backend import Picamera2Camera, camera_modules
 
 BACKENDS = ("auto", "picamera2", "opencv")
 # Frames of 640x480 are plenty for a 96-224 px model and a kiosk preview, and cheap to encode.
@@ -29,25 +31,6 @@ DEFAULT_SIZE = (640, 480)
 FALLBACK_FPS = 30.0
 
 __all__ = ["BACKENDS", "DEFAULT_SIZE", "Camera", "OpenCVCamera", "device_arg", "open_camera"]
-
-
-class Camera:
-    """What every backend offers: read() an RGB frame, close(), and a one-line description."""
-
-    name = "camera"
-    description = "camera"
-
-    def read(self) -> np.ndarray:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Camera:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def device_arg(text: str) -> int | str:
@@ -122,8 +105,6 @@ def open_camera(backend: str = "auto", device: int | str = 0, size: tuple[int, i
     """
     if backend not in BACKENDS:
         raise CameraError(f"unknown camera backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    from edge.picamera2_backend import Picamera2Camera, camera_modules  # no cycle: it imports Camera
-
     if backend == "picamera2":
         if is_stream_or_file(device):
             raise CameraError(f"Picamera2 opens Camera Module numbers, not {device!r}: use --camera opencv for files and URLs")
