@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, render_template, send_from_d
 from edge.honesty import MESSAGES
 from edge.labels import DISCLAIMER
 from edge.preprocess import UNSUPPORTED
-from pwa import api, bundle_files, camera_api
+from pwa import api, bundle_files, camera_api, uploads
 
 bp = Blueprint("pages", __name__)
 
@@ -50,7 +50,7 @@ def ondevice_config() -> dict:
         "runtime": {"module": f"/static/{VENDOR}/litert.js", "wasm": f"/static/{VENDOR}/litert/",
                     "available": runtime_version(Path(current_app.static_folder)) is not None},
         "messages": MESSAGES,
-        "imageUnreadable": UNSUPPORTED.format(label=api.PHOTO),
+        "imageUnreadable": UNSUPPORTED.format(label=uploads.PHOTO),
         "disclaimer": DISCLAIMER,
     }
 
