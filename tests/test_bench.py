@@ -265,23 +265,6 @@ def test_time_ms_measures_a_sleep():
     assert 50 <= measure.time_ms(lambda: time.sleep(0.05)) < 1000
 
 
-def test_peak_memory_sees_a_block_that_allocates_64_mb():
-    with measure.PeakMemory() as memory:
-        block = np.ones(64 * 2**20, dtype=np.uint8)
-    assert memory.peak - memory.start >= 60 * 2**20
-    del block
-
-
-def test_peak_rss_is_the_high_water_mark_of_a_process(repo_root):
-    """100 MB touched then freed: the process's RSS falls back, its high-water mark stays up."""
-    code = ("import numpy as np; from bench.measure import peak_rss_mb, rss_mb\n"
-            "before = peak_rss_mb(); block = np.ones(100 * 2**20, np.uint8); del block\n"
-            "print(peak_rss_mb() - before, peak_rss_mb() - rss_mb())")
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
-    grew, above_now = map(float, result.stdout.split())
-    assert grew >= 95 and above_now >= 90
-
-
 def test_comparisons_and_targets_on_hand_written_results():
     def variant(name, p50, e2e_12mp, top1):
         figures = {"p50_ms": p50, "p90_ms": p50, "p99_ms": p50, "images_per_s": 1000 / p50,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.memory import PeakMemory
 from tests.conftest import PYTHON, ROOT, run_module
 from training.cache import ArrayRows, Pixels
 from training.config import ConfigError, WeightsError, resolve
@@ -77,14 +78,12 @@ def test_pixels_view_reads_only_the_rows_asked_for(small_data, tmp_path):
 
 
 def test_decoding_holds_a_few_images_not_the_dataset(small_data, tmp_path):
-    from training.phases import _reset_peak, peak_rss_mb
-
     records = load_records(small_data)
     decode_images(records.head(8), 224, tmp_path / "warm")  # threads, Pillow and numpy loaded first
-    assert _reset_peak()
-    before = peak_rss_mb()
-    decoded = decode_images(records, 224, tmp_path / "cache")
-    grew = peak_rss_mb() - before
+    with PeakMemory() as memory:
+        decoded = decode_images(records, 224, tmp_path / "cache")
+    assert memory.own
+    grew = memory.peak_mb - memory.start_mb
     assert len(decoded.pixels) == 200
     assert grew < 15, f"decoding 200 images of 147 KB ({200 * 224 * 224 * 3 / 2**20:.0f} MB) grew RSS by {grew:.0f} MB"
 
