@@ -1,5 +1,7 @@
-"""edge/, pwa/ and the edge and serving benchmarks must work where TensorFlow and Keras are absent
-(a Raspberry Pi installs edge.txt only); classifying a photo loads no benchmark code at all."""
+"""The layers as ARCHITECTURE.md draws them: no import cycle among the project's modules (imports
+inside functions included), each layer importing only the layers below it, and edge/, pwa/ and
+the edge and serving benchmarks working where TensorFlow and Keras are absent (a Raspberry Pi
+installs edge.txt only); classifying a photo loads no benchmark code at all."""
 
 from __future__ import annotations
 
@@ -7,6 +9,22 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.import_graph import cycles, import_graph
+
+# Who may import whom (ARCHITECTURE.md, "The pipeline, and who may import whom"): edge/ is the
+# bottom layer; bench/ measures from the outside and nothing of the project imports it.
+MAY_IMPORT = {
+    "edge": {"edge"},
+    "pwa": {"pwa", "edge"},
+    "training": {"training", "edge"},
+    "export": {"export", "training", "edge"},
+    "bench": {"bench", "edge", "pwa", "training"},
+}
 
 # Installed as sitecustomize.py, so it is in place before any project code runs.
 BLOCKER = """
@@ -85,3 +103,43 @@ def test_edge_and_serving_benchmarks_run_without_tensorflow(repo_root, tmp_path,
                           "--photos", "600x450", "--clients", "1", "--requests", "2")
     assert serving.returncode == 0, serving.stderr
     assert serving.stdout.splitlines()[1].split()[:2] == ["int8", "600x450"]
+
+
+def write_package(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path):
+    root = write_package(tmp_path, {
+        "edge/__init__.py": "",
+        "edge/a.py": "from edge.b import thing\n",
+        "edge/b.py": "thing = 1\n\ndef later():\n    from edge import a  # inside a function: still a cycle\n",
+        "edge/c.py": "from . import b\n",  # relative, one way: no cycle
+    })
+    graph = import_graph(root, ("edge",))
+    assert graph["edge.c"] == {"edge.b": 1}
+    assert cycles(graph) == [["edge.a", "edge.b"]]
+
+
+@pytest.fixture(scope="module")
+def graph(repo_root):
+    return import_graph(repo_root)
+
+
+def test_no_import_cycles_among_the_projects_modules(graph):
+    assert len(graph) > 100, "the graph should hold every module of the project"
+    found = cycles(graph)
+    edges = [f"{m} -> {t} (line {line})" for c in found for m in c for t, line in graph[m].items() if t in c]
+    assert found == [], "import cycles; move the shared piece down into a module both import:\n" + "\n".join(edges)
+
+
+@pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
+def test_each_layer_imports_only_the_layers_below_it(graph, layer):
+    wrong = sorted(f"{module} imports {target} (line {line})" for module, targets in graph.items()
+                   if module.split(".")[0] == layer for target, line in targets.items()
+                   if target.split(".")[0] not in MAY_IMPORT[layer])
+    assert wrong == []
