@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,15 +48,18 @@ class OpenCVCamera(Camera):
     """cv2.VideoCapture on a camera index, a video file or a stream URL; frames converted BGR -> RGB.
 
     A video file plays in real time (at its own frame rate) and, with loop=True, starts again at
-    its end, so it can stand in for a camera.
+    its end, so it can stand in for a camera. `clock` and `sleep` pace it (a test passes its own,
+    so the pacing is checked without timing anything).
     """
 
     name = "opencv"
 
-    def __init__(self, device: int | str = 0, size: tuple[int, int] | None = DEFAULT_SIZE, loop: bool = False):
+    def __init__(self, device: int | str = 0, size: tuple[int, int] | None = DEFAULT_SIZE, loop: bool = False,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         import cv2  # lazily: only a camera needs OpenCV
 
         self._cv2, self.device, self.loop = cv2, device, loop
+        self._clock, self._sleep = clock, sleep
         self._capture = cv2.VideoCapture(device)
         if not self._capture.isOpened():
             raise CameraError(f"cannot open camera {device}")
@@ -84,9 +88,9 @@ class OpenCVCamera(Camera):
     def _pace(self) -> None:
         if not self._frame_interval:
             return  # a camera's read() waits for its next frame by itself
-        now = time.monotonic()
+        now = self._clock()
         if self._next_frame_at > now:
-            time.sleep(self._next_frame_at - now)
+            self._sleep(self._next_frame_at - now)
         self._next_frame_at = max(now, self._next_frame_at) + self._frame_interval
 
     def close(self) -> None:
