@@ -120,7 +120,6 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, small_data):
 
 @pytest.mark.slow
 def test_imagenet_weights_unreachable_is_a_clear_error_before_decoding(tmp_path, small_data):
-    started = time.monotonic()
     result = run_module("training", "--data", str(small_data), "--out", str(tmp_path / "run"),
                         "--config", "demo", "--weights", "imagenet", "--image-size", "128",
                         "--cache-dir", str(tmp_path / "cache"), check=False, timeout=300)
@@ -130,7 +129,6 @@ def test_imagenet_weights_unreachable_is_a_clear_error_before_decoding(tmp_path,
     assert "Traceback" not in result.stderr
     assert "decoded" not in result.stdout and not (tmp_path / "cache").exists(), "failed before decoding"
     assert not (tmp_path / "run").exists(), "a failed download leaves no run folder to trip a rerun"
-    assert time.monotonic() - started < 60
 
 
 def test_local_weights_file_is_loaded(tmp_path):
