@@ -1,8 +1,9 @@
-"""Shared fixtures: a tiny synthetic dataset, a tiny trained run and its exported bundle.
+"""Shared fixtures: tiny synthetic datasets, the random bundle, a tiny trained run and its bundle.
 
-Training and export take a few minutes, so their results are built once and cached under
-.cache/test-artifacts/<hash of the code and settings that made them>; a fresh clone (CI)
-builds them once per session, an unchanged checkout reuses them.
+Fixtures are built once and cached under .cache/test-artifacts/<key>, the key a hash of what
+shapes them: their settings and the source of the modules their generator can import
+(tests/import_graph.py), or for the random bundle, the bundle schema version. They are built
+deterministically (tests/reproducible.py), so a fresh clone builds the same ones.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from edge.manifest import SCHEMA_VERSION
+from tests.import_graph import import_graph, module_files, reachable
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / ".cache" / "test-artifacts"
@@ -47,13 +52,24 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-def code_hash(*parts: str, extra: str = "") -> str:
-    """Hash of the source files under the given repo paths, so caches follow code changes."""
+def source_hash(*modules: str, files: tuple[str, ...] = (), extra: str = "") -> str:
+    """Hash of the source that shapes a fixture: every project module the given entry modules can
+    import (imports inside functions included), the given files, and `extra` (settings)."""
+    graph = import_graph(ROOT)
+    paths = module_files(ROOT)
+    names = sorted(set().union(*(reachable(graph, module) for module in modules))) if modules else []
     h = hashlib.sha256(extra.encode())
-    for part in parts:
-        for path in sorted((ROOT / part).rglob("*.py")) if (ROOT / part).is_dir() else [ROOT / part]:
-            h.update(path.relative_to(ROOT).as_posix().encode() + path.read_bytes())
+    for path in [paths[name] for name in names] + [ROOT / name for name in files]:
+        h.update(path.relative_to(ROOT).as_posix().encode() + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def installed_versions(*packages: str) -> str:
+    """'dist==version' of the distributions providing these import names (tensorflow-cpu for tensorflow),
+    read from their metadata, without importing them."""
+    provided = importlib.metadata.packages_distributions()
+    dists = sorted({dist for package in packages for dist in provided.get(package, [])})
+    return " ".join(f"{dist}=={importlib.metadata.version(dist)}" for dist in dists)
 
 
 def run_module(*args: str, timeout: int = 900, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -84,7 +100,7 @@ def _built(target: Path, build) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_data() -> Path:
     """A small synthetic HAM10000-layout dataset (600x450 JPEGs, Kaggle layout)."""
-    key = code_hash("training/synthetic.py", extra=f"{TINY_IMAGES}:{TINY_SEED}")
+    key = source_hash("training.synthetic", extra=f"{TINY_IMAGES}:{TINY_SEED}")
     return _built(ARTIFACTS / f"data-{key}", lambda tmp: run_module(
         "training.synthetic", str(tmp / "data"), "--images", str(TINY_IMAGES), "--seed", str(TINY_SEED))) / "data"
 
@@ -92,19 +108,19 @@ def synthetic_data() -> Path:
 @pytest.fixture(scope="session")
 def small_data() -> Path:
     """200 synthetic images, for tests of the data layer and of short trainings."""
-    key = code_hash("training/synthetic.py", extra="200:5")
+    key = source_hash("training.synthetic", extra="200:5")
     return _built(ARTIFACTS / f"small-data-{key}", lambda tmp: run_module(
         "training.synthetic", str(tmp / "data"), "--images", "200", "--seed", "5")) / "data"
 
 
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_data) -> Path:
-    """A run folder trained with the tiny configuration on `synthetic_data`."""
-    key = code_hash("training", "edge/preprocess.py", "edge/labels.py", extra=" ".join(TINY_TRAIN_ARGS) + str(synthetic_data))
+    """A run folder trained with the tiny configuration on `synthetic_data`, deterministically."""
+    key = source_hash("training.__main__", "tests.reproducible", extra=" ".join(TINY_TRAIN_ARGS) + str(synthetic_data))
 
     def build(tmp: Path) -> None:
-        run_module("training", "--data", str(synthetic_data), "--out", str(tmp / "run"),
-                   "--cache-dir", str(ARTIFACTS / "image-cache"), *TINY_TRAIN_ARGS, timeout=1200)
+        run_module("tests.reproducible", "training", "--data", str(synthetic_data), "--out", str(tmp / "run"),
+                   "--cache-dir", str(ARTIFACTS / "image-cache"), *TINY_TRAIN_ARGS, timeout=1800)
 
     return _built(ARTIFACTS / f"run-{key}", build) / "run"
 
@@ -112,11 +128,11 @@ def tiny_run(synthetic_data) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run) -> Path:
     """The tiny run exported to all four variants (float32, float16, dynamic_int8, int8)."""
-    key = code_hash("export", "edge", extra=str(tiny_run))
+    key = source_hash("export.__main__", "tests.reproducible", extra=str(tiny_run))
 
     def build(tmp: Path) -> None:
         shutil.copytree(tiny_run, tmp / "run", ignore=shutil.ignore_patterns("bundle"))
-        run_module("export", str(tmp / "run"), "--calibration-images", "200", timeout=1200)
+        run_module("tests.reproducible", "export", str(tmp / "run"), "--calibration-images", "200", timeout=1200)
 
     return _built(ARTIFACTS / f"bundle-{key}", build) / "run" / "bundle"
 
@@ -124,11 +140,16 @@ def tiny_bundle(tiny_run) -> Path:
 @pytest.fixture(scope="session")
 def random_bundle(small_data) -> Path:
     """All four variants of an untrained alpha-0.25, 96 px MobileNet, evaluated and exported by the
-    real pipeline on `small_data` (about a minute, no training).
+    real pipeline on `small_data` (about a minute of CPU, no training), deterministically.
 
     For tests of the bundle's shape, the API, the CLI and the browser flows; never for accuracy.
+    Built once per bundle schema version, not per edit: its key is the schema version, its own
+    recipe, its data and the TensorFlow and LiteRT releases, not the code of export/ or training/
+    (whose changes `make test` builds afresh; a change to what a bundle holds bumps the schema).
     """
-    key = code_hash("export", "edge", "training", "bench/measure.py", "tests/random_bundle.py", extra=str(small_data))
+    versions = installed_versions("tensorflow", "ai_edge_litert")
+    key = source_hash(files=("tests/random_bundle.py", "tests/reproducible.py"),
+                      extra=f"schema {SCHEMA_VERSION} {versions} {small_data}")
     return _built(ARTIFACTS / f"random-bundle-{key}",
                   lambda tmp: run_module("tests.random_bundle", str(small_data), str(tmp / "run"))) / "run" / "bundle"
 

@@ -14,10 +14,11 @@ agreement gates are opened, and no test may assert accuracy on this bundle.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
+
+from tests.reproducible import make_deterministic
 
 IMAGE_SIZE, ALPHA, SEED = 96, 0.25, 5
 
@@ -33,9 +34,6 @@ def adapt_batch_norm(model, pixels, passes: int = 3) -> None:
 
 
 def build(data: Path, out: Path) -> Path:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
     from export import VARIANTS
     from export.__main__ import export_run
     from training.config import TrainConfig
@@ -45,7 +43,7 @@ def build(data: Path, out: Path) -> Path:
     from training.model import build_model
     from training.run import RunDir
 
-    keras.utils.set_random_seed(SEED)
+    make_deterministic(SEED)  # the same bundle on every clone of this machine
     config = TrainConfig(alpha=ALPHA, image_size=IMAGE_SIZE, weights="none", seed=SEED, nonlesion_images=20).validate()
     run = RunDir(out)
     run.start(config, data, cache_dir=None)
