@@ -39,8 +39,10 @@ def test_a_process_peak_is_its_high_water_mark(repo_root):
 
 
 def test_another_process_is_read_by_its_pid_and_a_gone_one_is_none(repo_root):
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
+        assert child.stdout.readline() == b"ready\n"  # a running interpreter, not a process still starting
         assert memory.peak_rss_mb(child.pid) >= memory.rss_mb(child.pid) > 1
     finally:
         child.communicate(b"")
