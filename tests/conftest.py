@@ -1,4 +1,11 @@
-"""Shared fixtures: tiny synthetic datasets, the random bundle, a tiny trained run and its bundle.
+"""Shared fixtures (tiny synthetic datasets, the random bundle, a tiny trained run and its bundle)
+and the test tiers (docs/tests.md).
+
+The tiers are chosen by markers. A test gets the marker of what it needs from the fixtures it
+uses (FIXTURE_MARKERS) or by hand (`tf`, `browser`, `pi`, `web`, `slow`); every test with none of
+them is marked `check`, and `pytest -m check` (make check) runs those with TensorFlow, Keras and
+Playwright made impossible to import (tests/check_tier/sitecustomize.py, in this process and in
+the commands tests start), so a test that needs them and is not marked fails loudly there.
 
 Fixtures are built once and cached under .cache/test-artifacts/<key>, the key a hash of what
 shapes them: their settings and the source of the modules their generator can import
@@ -12,6 +19,7 @@ import csv
 import fcntl
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,20 +35,52 @@ from tests.import_graph import import_graph, module_files, reachable
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / ".cache" / "test-artifacts"
 PYTHON = sys.executable
+CHECK_TIER_SITE = ROOT / "tests" / "check_tier"
 # A tiny configuration (the demo config: alpha 0.5, here at 96 px) that still learns the task.
 TINY_IMAGES, TINY_SEED = 1000, 11
 TINY_TRAIN_ARGS = ["--config", "demo", "--image-size", "96", "--epochs", "30", "--seed", "3"]
 
 
-# Fixtures that train (or need the data the trained run was made from): a test using one is a
-# `trained` test, left out of `make test-fast`.
-TRAINED_FIXTURES = {"tiny_run", "tiny_bundle", "test_split_images", "sample_images", "synthetic_data"}
+# What a fixture needs gives the test that uses it (directly or through another fixture) a marker.
+FIXTURE_MARKERS = {
+    "random_bundle": "bundle",  # built by TensorFlow, once per bundle schema version
+    # the tiny trained run, or the data it was made from: minutes to build, `make test` only
+    "tiny_run": "trained", "tiny_bundle": "trained", "test_split_images": "trained", "sample_images": "trained",
+    "synthetic_data": "trained",
+    "vendor": "web",  # the on-device runtime built by `make web` (npm)
+    "arm64": "pi",  # qemu-user arm64 emulation
+    "playwright_instance": "browser", "chromium_path": "browser",
+}
+# Markers that keep a test out of the check tier (make check): it needs more than the venv.
+HEAVY_MARKERS = ("tf", "bundle", "trained", "slow", "browser", "pi", "web")
+
+
+def is_check_tier(config) -> bool:
+    return (config.getoption("markexpr", "") or "").strip() == "check"
+
+
+def pytest_configure(config):
+    """The check tier: TensorFlow, Keras and Playwright blocked here and in every command a test starts."""
+    if not is_check_tier(config):
+        return
+    spec = importlib.util.spec_from_file_location("lesionlite_check_tier", CHECK_TIER_SITE / "sitecustomize.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECK_TIER_SITE), os.environ.get("PYTHONPATH")]))
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.trained)
+        for fixture in set(getattr(item, "fixturenames", ())) & set(FIXTURE_MARKERS):
+            item.add_marker(FIXTURE_MARKERS[fixture])
+        if not any(item.get_closest_marker(name) for name in HEAVY_MARKERS):
+            item.add_marker(pytest.mark.check)
+
+
+def refuse_in_check_tier(request, what: str) -> None:
+    """A fixture built with TensorFlow, asked for without its marker (request.getfixturevalue)."""
+    if is_check_tier(request.config):
+        pytest.fail(f"this test needs {what}, which the check tier does not build: mark it "
+                    f"{FIXTURE_MARKERS[request.fixturename]!r} or use the fixture as an argument", pytrace=False)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -114,8 +154,9 @@ def small_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(synthetic_data) -> Path:
+def tiny_run(request, synthetic_data) -> Path:
     """A run folder trained with the tiny configuration on `synthetic_data`, deterministically."""
+    refuse_in_check_tier(request, "the tiny trained run")
     key = source_hash("training.__main__", "tests.reproducible", extra=" ".join(TINY_TRAIN_ARGS) + str(synthetic_data))
 
     def build(tmp: Path) -> None:
@@ -126,8 +167,9 @@ def tiny_run(synthetic_data) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_run) -> Path:
+def tiny_bundle(request, tiny_run) -> Path:
     """The tiny run exported to all four variants (float32, float16, dynamic_int8, int8)."""
+    refuse_in_check_tier(request, "the tiny trained run's bundle")
     key = source_hash("export.__main__", "tests.reproducible", extra=str(tiny_run))
 
     def build(tmp: Path) -> None:
@@ -138,7 +180,7 @@ def tiny_bundle(tiny_run) -> Path:
 
 
 @pytest.fixture(scope="session")
-def random_bundle(small_data) -> Path:
+def random_bundle(request, small_data) -> Path:
     """All four variants of an untrained alpha-0.25, 96 px MobileNet, evaluated and exported by the
     real pipeline on `small_data` (about a minute of CPU, no training), deterministically.
 
@@ -147,6 +189,7 @@ def random_bundle(small_data) -> Path:
     recipe, its data and the TensorFlow and LiteRT releases, not the code of export/ or training/
     (whose changes `make test` builds afresh; a change to what a bundle holds bumps the schema).
     """
+    refuse_in_check_tier(request, "the random bundle")
     versions = installed_versions("tensorflow", "ai_edge_litert")
     key = source_hash(files=("tests/random_bundle.py", "tests/reproducible.py"),
                       extra=f"schema {SCHEMA_VERSION} {versions} {small_data}")

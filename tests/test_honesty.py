@@ -12,10 +12,17 @@ from edge import Classifier
 from edge.labels import CODES, MELANOMA
 from training import calibration, nonlesion, referral
 from training.dataset import load_run_splits
-from training.honesty import REPORT_SEED, outputs
 from training.run import RunDir
 
 pytestmark = pytest.mark.trained
+
+
+def keras_outputs(run: RunDir, pixels: np.ndarray):
+    """training.honesty.outputs of the run's Keras model. Imported here, not at the top: it loads Keras,
+    which the check tier blocks, and that tier collects this module too."""
+    from training.honesty import outputs
+
+    return outputs(run.load_model(), pixels, 32)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +40,7 @@ def validation(tiny_run):
     """(labels, uncalibrated probabilities) of the validation split from the Keras checkpoint."""
     run = RunDir(tiny_run)
     splits = load_run_splits(run)
-    probabilities, _ = outputs(run.load_model(), splits.pixels["val"], 32)
+    probabilities, _ = keras_outputs(run, splits.pixels["val"])
     return splits.labels["val"], probabilities
 
 
@@ -77,6 +84,8 @@ def test_good_test_photos_are_mostly_ok(classifier, manifest, test_split_images)
 
 
 def test_photos_with_no_lesion_are_never_ok(classifier):
+    from training.honesty import REPORT_SEED
+
     made = nonlesion.images(40, seed=REPORT_SEED + 1)
     answers = [(kind, classifier.classify(image)) for kind, image in made]
     assert [kind for kind, a in answers if a.status == "ok"] == []
@@ -112,7 +121,7 @@ def test_every_variant_outputs_calibrated_probabilities(tiny_run, tiny_bundle, s
     run = RunDir(tiny_run)
     t = json.loads((tiny_run / "honesty.json").read_text())["temperature"]
     pixels = np.stack([Classifier(tiny_bundle, "float32").preprocess(p) for p in sample_images])
-    expected = calibration.scaled(outputs(run.load_model(), pixels, 32)[0], t)
+    expected = calibration.scaled(keras_outputs(run, pixels)[0], t)
     got = np.stack([Classifier(tiny_bundle, "float32").run(p)[0] for p in pixels])
     assert np.abs(got - expected).max() <= 1e-4
 

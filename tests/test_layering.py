@@ -26,19 +26,6 @@ MAY_IMPORT = {
     "bench": {"bench", "edge", "pwa", "training"},
 }
 
-# Installed as sitecustomize.py, so it is in place before any project code runs.
-BLOCKER = """
-import importlib.abc, sys
-
-class BlockTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
-            raise ImportError(f"{name} is blocked: edge/, pwa/ and bench/ must not import it")
-        return None
-
-sys.meta_path.insert(0, BlockTensorFlow())
-"""
-
 IMPORT_EVERYTHING = """
 import importlib, importlib.util, json, pkgutil, sys
 imported = []
@@ -54,22 +41,22 @@ print(json.dumps({"imported": imported, "blocked_loaded": blocked}))
 """
 
 
-def run_blocked(repo_root, tmp_path, *args) -> subprocess.CompletedProcess:
-    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
+def run_blocked(repo_root, *args) -> subprocess.CompletedProcess:
+    """python ARGS with TensorFlow, Keras and Playwright impossible to import (the check tier's blocker)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root / "tests" / "check_tier"), str(repo_root)])}
     return subprocess.run(
         [sys.executable, *args], cwd=repo_root, env=env, capture_output=True, text=True, timeout=120
     )
 
 
-def test_the_blocker_really_blocks(repo_root, tmp_path):
-    result = run_blocked(repo_root, tmp_path, "-c", "import keras")
+def test_the_blocker_really_blocks(repo_root):
+    result = run_blocked(repo_root, "-c", "import keras")
     assert result.returncode == 1
     assert "ImportError: keras is blocked" in result.stderr
 
 
-def test_every_edge_and_pwa_module_imports_without_tensorflow(repo_root, tmp_path):
-    result = run_blocked(repo_root, tmp_path, "-c", IMPORT_EVERYTHING)
+def test_every_edge_and_pwa_module_imports_without_tensorflow(repo_root):
+    result = run_blocked(repo_root, "-c", IMPORT_EVERYTHING)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     expected = {"edge.bundle", "edge.camera", "edge.classifier", "edge.cli", "edge.preprocess",
@@ -79,9 +66,9 @@ def test_every_edge_and_pwa_module_imports_without_tensorflow(repo_root, tmp_pat
     assert report["blocked_loaded"] == []
 
 
-def test_classify_runs_without_tensorflow(repo_root, tmp_path, random_bundle, small_data):
+def test_classify_runs_without_tensorflow(repo_root, random_bundle, small_data):
     photo = next(small_data.rglob("*.jpg"))
-    result = run_blocked(repo_root, tmp_path, "-m", "edge", "classify", str(random_bundle), str(photo), "--json")
+    result = run_blocked(repo_root, "-m", "edge", "classify", str(random_bundle), str(photo), "--json")
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)[0]["predictions"]) == 7
 
@@ -94,12 +81,12 @@ def test_classifying_a_photo_imports_nothing_from_bench(repo_root):
     assert result.stdout.strip() == "[]"
 
 
-def test_edge_and_serving_benchmarks_run_without_tensorflow(repo_root, tmp_path, random_bundle):
-    edge = run_blocked(repo_root, tmp_path, "-m", "bench", "edge", str(random_bundle), "--variants", "int8",
+def test_edge_and_serving_benchmarks_run_without_tensorflow(repo_root, random_bundle):
+    edge = run_blocked(repo_root, "-m", "bench", "edge", str(random_bundle), "--variants", "int8",
                        "--runs", "2", "--warmup", "0", "--threads", "1")
     assert edge.returncode == 0, edge.stderr
     assert "| int8 | 1 |" in edge.stdout
-    serving = run_blocked(repo_root, tmp_path, "-m", "bench", "serving", str(random_bundle), "--variants", "int8",
+    serving = run_blocked(repo_root, "-m", "bench", "serving", str(random_bundle), "--variants", "int8",
                           "--photos", "600x450", "--clients", "1", "--requests", "2")
     assert serving.returncode == 0, serving.stderr
     assert serving.stdout.splitlines()[1].split()[:2] == ["int8", "600x450"]

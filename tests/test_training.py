@@ -70,6 +70,7 @@ def test_evaluate_cli_rewrites_the_report(tiny_run, tmp_path):
         json.loads((tiny_run / "metrics.json").read_text())["balanced_accuracy"], abs=1e-6)
 
 
+@pytest.mark.tf
 def test_evaluate_cli_on_an_unfinished_run(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     result = run_module("training.evaluate", str(tmp_path), check=False)
@@ -131,6 +132,7 @@ def test_imagenet_weights_unreachable_is_a_clear_error_before_decoding(tmp_path,
     assert not (tmp_path / "run").exists(), "a failed download leaves no run folder to trip a rerun"
 
 
+@pytest.mark.tf
 def test_local_weights_file_is_loaded(tmp_path):
     import keras
 
@@ -161,6 +163,7 @@ def test_unknown_config_name_via_cli(tmp_path):
     assert result.returncode == 2 and "unknown config key(s) nonsense" in result.stderr
 
 
+@pytest.mark.tf
 def test_oversampling_draws_classes_about_equally():
     from training.pipeline import training_dataset
 
@@ -174,6 +177,7 @@ def test_oversampling_draws_classes_about_equally():
     assert shares.min() > 0.10 and shares.max() < 0.19, shares  # 1/7 = 0.143 each, not 300/420 naevi
 
 
+@pytest.mark.tf
 def test_balanced_class_weights_equalize_each_class_contribution():
     from training.pipeline import balanced_class_weights
 
