@@ -161,7 +161,7 @@ def tiny_run(request, synthetic_data) -> Path:
 
     def build(tmp: Path) -> None:
         run_module("tests.reproducible", "training", "--data", str(synthetic_data), "--out", str(tmp / "run"),
-                   "--cache-dir", str(ARTIFACTS / "image-cache"), *TINY_TRAIN_ARGS, timeout=1800)
+                   "--cache-dir", str(ARTIFACTS / "image-cache"), *TINY_TRAIN_ARGS, timeout=1200)
 
     return _built(ARTIFACTS / f"run-{key}", build) / "run"
 

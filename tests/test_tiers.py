@@ -1,7 +1,8 @@
 """The test tiers (docs/tests.md): a test lands in the check tier only if it needs nothing but the
 venv, and one that needs TensorFlow, a browser or a built bundle without saying so fails there
-loudly instead of making the one-minute tier slow. Run as an inner pytest session on a test file
-written here, with the project's conftest and markers."""
+loudly instead of making the one-minute tier slow (an inner pytest session on a test file written
+here, with the project's conftest and markers); and a cached fixture's key follows only the code
+its generator can import."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import subprocess
 import sys
 import textwrap
+
+from tests.import_graph import import_graph, reachable
 
 INNER_TESTS = '''
 import pytest
@@ -54,3 +57,11 @@ def test_the_check_tier_runs_what_needs_only_the_venv_and_fails_what_needs_more(
     assert "FAILED test_inner.py::test_drives_a_browser_unmarked - ImportError: playwright is blocked" in out
     assert ("FAILED test_inner.py::test_asks_for_the_bundle_by_name - Failed: this test needs the random bundle, "
             "which the check tier does not build: mark it 'bundle'") in out
+
+
+def test_a_fixtures_cache_key_follows_only_the_code_that_can_shape_it(repo_root):
+    graph = import_graph(repo_root)
+    trains = reachable(graph, "training.__main__")  # the tiny trained run's generator
+    assert {"training.train", "training.model", "training.evaluate", "edge.preprocess"} <= trains  # imported in functions too
+    assert sorted({m.split(".")[0] for m in trains}) == ["edge", "training"]  # an edit to pwa/, bench/ or export/ keeps it
+    assert reachable(graph, "training.synthetic") == {"training.synthetic", "edge.labels"}  # the synthetic datasets
