@@ -162,7 +162,7 @@ def test_edge_data_accepts_the_isic_2018_layout(repo_root, random_bundle, small_
 ])
 def test_bad_options_answer_in_one_line_and_exit_2(args, message, repo_root, random_bundle, tmp_path):
     filled = [a.format(bundle=random_bundle, tmp=tmp_path) for a in args]
-    result = run_bench(repo_root, *filled, timeout=60)
+    result = run_bench(repo_root, *filled, timeout=300)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(message.format(tmp=tmp_path))

@@ -33,7 +33,7 @@ def test_a_process_peak_is_its_high_water_mark(repo_root):
     code = ("import numpy as np; from edge.memory import peak_rss_mb, rss_mb\n"
             "before = peak_rss_mb(); block = np.ones(100 * 2**20, np.uint8); del block\n"
             "print(peak_rss_mb() - before, peak_rss_mb() - rss_mb())")
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=300)
     grew, above_now = map(float, result.stdout.split())
     assert grew >= 95 and above_now >= 90
 

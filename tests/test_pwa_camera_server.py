@@ -96,7 +96,7 @@ def test_capture_answers_with_the_classification_of_the_frame(server, random_bun
 
 def run_pwa(random_bundle, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pwa", "--bundle", str(random_bundle), "--port", "0", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def test_a_named_camera_that_cannot_open_stops_the_server_with_its_message(random_bundle):

@@ -138,7 +138,7 @@ def test_the_bundles_default_variant_is_served_when_none_is_asked(random_bundle,
 )
 def test_python_m_pwa_with_a_bad_option_exits_2_with_one_line(random_bundle, args, message):
     command = [sys.executable, "-m", "pwa", "--bundle", str(random_bundle), "--port", "0", *args]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
