@@ -81,10 +81,11 @@ check: $(STAMP)
 	$(PY) -m pytest -m check
 
 # Adds the API, CLI, Classifier and browser tests, against the random bundle (built by TensorFlow
-# once per bundle schema version and cached); no trained model, no emulator.
+# once per bundle schema version and cached); no trained model, no emulator, and not the training
+# unit tests that load TensorFlow themselves (`tf`: make test runs them).
 test-fast: system-deps setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not (trained or slow or pi)"
+	$(PY) -m pytest -m "not (tf or trained or slow or pi)"
 
 test: system-deps setup
 	$(PY) -m ruff check .
