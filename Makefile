@@ -1,4 +1,4 @@
-# LesionLite — two commands on a fresh machine: `make demo` and `make test`.
+# LesionLite — two commands on a fresh machine: `make demo` and `make test`; `make check` after every edit.
 # `make demo` serves the shipped model (models/) from a venv without TensorFlow; `make demo-pipeline`
 # runs the whole pipeline on synthetic data (train, export, benchmark, serve).
 SHELL := /bin/bash
@@ -20,13 +20,14 @@ VENDOR := pwa/static/vendor
 VENDOR_STAMP := $(VENDOR)/build.json
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup web system-deps demo demo-pipeline demo-data demo-train demo-export test test-fast lint bench clean
+.PHONY: help setup web system-deps demo demo-pipeline demo-data demo-train demo-export check test test-fast lint bench clean
 
 help:
 	@echo "make demo   - set up a serving venv (no TensorFlow) and serve the shipped model on http://127.0.0.1:8000"
 	@echo "make demo-pipeline - set up, make synthetic data, train, export, benchmark and serve that demo model"
-	@echo "make test   - set up (venv + Debian test packages when root) and run the whole test suite"
-	@echo "make test-fast - the tests that need no trained model (3 to 5 minutes)"
+	@echo "make check  - after every edit: ruff + the tests that need only the venv (TIME_CHECK here; no apt, no npm)"
+	@echo "make test-fast - before a commit: adds the API, CLI and browser tests on the random bundle (TIME_FAST here)"
+	@echo "make test   - CI: set up (venv + Debian test packages when root) and run every test (TIME_TEST here, fresh clone)"
 	@echo "make web    - build the PWA's on-device runtime (pwa/static/vendor/) from pwa/web/ with npm"
 	@echo "make lint   - ruff"
 	@echo "make clean  - remove the demo data and runs (keeps .venv and .cache)"
@@ -89,15 +90,23 @@ demo-pipeline: bench
 	@echo "Serving the synthetic demo model (not for real photos: it has never seen a real lesion): open http://127.0.0.1:8000 ; Ctrl-C stops it."
 	$(PY) -m pwa --bundle $(DEMO_RUN)/bundle --host 127.0.0.1 --port 8000
 
+# The tiers (docs/tests.md), chosen by the markers tests/conftest.py gives each test.
+# check: no TensorFlow (blocked: a test that needs it fails), no browser, emulator, npm build or
+# built bundle, so it needs the venv only and no system-deps or web step.
+check: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m check
+
+# Adds the API, CLI, Classifier and browser tests, against the random bundle (built by TensorFlow
+# once per bundle schema version and cached); no trained model, no emulator, and not the training
+# unit tests that load TensorFlow themselves (`tf`: make test runs them).
+test-fast: system-deps setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not (tf or trained or slow or pi)"
+
 test: system-deps setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
-
-# Everything that needs no trained model: the API, CLI, Classifier, browser and Pi-unit tests,
-# against an untrained bundle exported in about a minute.
-test-fast: system-deps setup
-	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not trained and not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -5,9 +5,10 @@
     camera     the server camera: capture latency, preview rate, CPU  (bench/camera.py)
     training   the training input pipeline and one training step      (bench/training.py)
 
-Shared: timing and memory (bench/measure.py), synthetic photos (bench/photos.py), reading a
-dataset folder (bench/data.py). `bench edge` and `bench serving` run where TensorFlow is absent
-(a Raspberry Pi); TensorFlow is imported only inside `bench training` and the Keras baseline.
+Shared: timing (bench/measure.py; memory is measured by edge/memory.py, which the export and
+training use too), synthetic photos (bench/photos.py), reading a dataset folder (bench/data.py).
+`bench edge` and `bench serving` run where TensorFlow is absent (a Raspberry Pi); TensorFlow is
+imported only inside `bench training` and the Keras baseline.
 
 This module holds what every subcommand shares: the error class and the option types.
 """

@@ -32,11 +32,12 @@ from ai_edge_litert.interpreter import Interpreter
 from tqdm import tqdm
 
 from bench import BenchError, non_negative_int, positive_int, report, thread_list
-from bench.measure import in_fresh_process, peak_rss_mb, percentiles, rss_mb, time_ms
+from bench.measure import in_fresh_process, percentiles, time_ms
 from bench.photos import HAM10000_SIZE, PHONE_12MP_SIZE, synthetic_jpeg
 from edge import bundle
 from edge.classifier import Classifier, quantize_input
 from edge.manifest import Manifest
+from edge.memory import peak_rss_mb, rss_mb
 from edge.preprocess import preprocess
 
 # Decoding dominates end-to-end time and varies little run to run; a few runs suffice.

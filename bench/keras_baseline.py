@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from bench import BenchError
-from bench.measure import peak_rss_mb, percentiles, rss_mb, time_ms
+from bench.measure import percentiles, time_ms
+from edge.memory import peak_rss_mb, rss_mb
 
 
 def measure(job: dict) -> dict:

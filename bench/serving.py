@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import BenchError, positive_int
-from bench.measure import peak_rss_mb, percentiles
+from bench.measure import percentiles
 from bench.photos import HAM10000_SIZE, PHONE_12MP_SIZE, jpeg_photos
 from edge.manifest import Manifest
+from edge.memory import peak_rss_mb
 
 PHOTO_SIZES = {"600x450": HAM10000_SIZE, "12mp": PHONE_12MP_SIZE}
 URL_LINE = re.compile(r"serving at http://127\.0\.0\.1:(\d+)/")

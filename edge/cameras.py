@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from edge.camera_base import Camera
 from edge.errors import CameraError
+from edge.picamera2_backend import Picamera2Camera, camera_modules
 
 BACKENDS = ("auto", "picamera2", "opencv")
 # Frames of 640x480 are plenty for a 96-224 px model and a kiosk preview, and cheap to encode.
@@ -29,25 +32,6 @@ DEFAULT_SIZE = (640, 480)
 FALLBACK_FPS = 30.0
 
 __all__ = ["BACKENDS", "DEFAULT_SIZE", "Camera", "OpenCVCamera", "device_arg", "open_camera"]
-
-
-class Camera:
-    """What every backend offers: read() an RGB frame, close(), and a one-line description."""
-
-    name = "camera"
-    description = "camera"
-
-    def read(self) -> np.ndarray:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Camera:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def device_arg(text: str) -> int | str:
@@ -64,15 +48,18 @@ class OpenCVCamera(Camera):
     """cv2.VideoCapture on a camera index, a video file or a stream URL; frames converted BGR -> RGB.
 
     A video file plays in real time (at its own frame rate) and, with loop=True, starts again at
-    its end, so it can stand in for a camera.
+    its end, so it can stand in for a camera. `clock` and `sleep` pace it (a test passes its own,
+    so the pacing is checked without timing anything).
     """
 
     name = "opencv"
 
-    def __init__(self, device: int | str = 0, size: tuple[int, int] | None = DEFAULT_SIZE, loop: bool = False):
+    def __init__(self, device: int | str = 0, size: tuple[int, int] | None = DEFAULT_SIZE, loop: bool = False,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         import cv2  # lazily: only a camera needs OpenCV
 
         self._cv2, self.device, self.loop = cv2, device, loop
+        self._clock, self._sleep = clock, sleep
         self._capture = cv2.VideoCapture(device)
         if not self._capture.isOpened():
             raise CameraError(f"cannot open camera {device}")
@@ -101,9 +88,9 @@ class OpenCVCamera(Camera):
     def _pace(self) -> None:
         if not self._frame_interval:
             return  # a camera's read() waits for its next frame by itself
-        now = time.monotonic()
+        now = self._clock()
         if self._next_frame_at > now:
-            time.sleep(self._next_frame_at - now)
+            self._sleep(self._next_frame_at - now)
         self._next_frame_at = max(now, self._next_frame_at) + self._frame_interval
 
     def close(self) -> None:
@@ -122,8 +109,6 @@ def open_camera(backend: str = "auto", device: int | str = 0, size: tuple[int, i
     """
     if backend not in BACKENDS:
         raise CameraError(f"unknown camera backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    from edge.picamera2_backend import Picamera2Camera, camera_modules  # no cycle: it imports Camera
-
     if backend == "picamera2":
         if is_stream_or_file(device):
             raise CameraError(f"Picamera2 opens Camera Module numbers, not {device!r}: use --camera opencv for files and URLs")

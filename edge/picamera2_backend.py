@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.cameras import Camera
+from edge.camera_base import Camera
 from edge.errors import CameraError
 
 PICAMERA2_FORMAT = "RGB888"  # B, G, R bytes in memory: reversed in read()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.measure import PeakMemory
 from edge.bundle import sha256_hex
 from edge.labels import CLASSES, CODES
 from edge.manifest import HonestyInfo, Manifest, Quantization, Variant
+from edge.memory import PeakMemory
 from export.calibrated import save_for_conversion
 from export.quantize import recipe
 
@@ -76,6 +76,14 @@ def manifest_for(source_name: str, image_size: int, variants: dict[str, Variant]
                     source_run={"name": source_name, **source_run})
 
 
+def conversion_figures(seconds: float, memory: PeakMemory) -> dict:
+    """The manifest's record of one conversion; memory figures are None where /proc is missing."""
+    figures = {"seconds": round(seconds, 2), "peak_rss_mb": None, "rss_increase_mb": None}
+    if memory.peak_mb is not None:
+        figures |= {"peak_rss_mb": round(memory.peak_mb), "rss_increase_mb": round(memory.peak_mb - memory.start_mb)}
+    return figures
+
+
 def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path, log=print) -> dict[str, Variant]:
     """Write WORK/<variant>.tflite for each variant of the export model (export/calibrated.py);
     return manifest entries without metrics."""
@@ -89,9 +97,7 @@ def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path,
             seconds = time.perf_counter() - started
         path = work / f"{name}.tflite"
         path.write_bytes(content)
-        conversion = {"seconds": round(seconds, 2), "peak_rss_mb": round(memory.peak / 2**20),
-                      "rss_increase_mb": round((memory.peak - memory.start) / 2**20)}
-        entries[name] = variant_entry(path, conversion)
+        entries[name] = variant_entry(path, conversion_figures(seconds, memory))
         log(f"converted {name}: {len(content) / 1024:.0f} KiB in {seconds:.1f} s")
     shutil.rmtree(saved_model)
     return entries

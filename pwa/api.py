@@ -2,35 +2,24 @@
 
 Uploaded photos are read into memory, classified and dropped: never written to disk, never
 logged, never cached (every API response says Cache-Control: no-store). What a photo may be
-(formats, pixel limit, corrupt data) is decided by edge.preprocess; pwa/errors.py maps its typed
-errors to HTTP statuses.
+(formats, pixel limit, corrupt data) is decided by edge.preprocess, how an upload is read by
+pwa/uploads.py; pwa/errors.py maps their typed errors to HTTP statuses.
 """
 
 from __future__ import annotations
 
 from time import perf_counter
 
-from flask import Blueprint, Flask, current_app, jsonify, request
-from PIL import Image
+from flask import Blueprint, Flask, current_app, jsonify
 
 from edge import BundleError, Classifier
-from edge.errors import ImageError, UnsupportedImageError
 from edge.labels import DISCLAIMER
-from edge.preprocess import ACCEPTED_FORMATS, HEIF, SEND_JPEG, preprocess
+from edge.preprocess import preprocess
 from pwa import openapi
+from pwa.uploads import PHOTO, uploaded_bytes
 
 bp = Blueprint("api", __name__)
 
-# The raw-body content types the API takes: those of the formats edge.preprocess accepts.
-Image.init()  # fills Image.MIME from Pillow's plugins
-ACCEPTED_CONTENT_TYPES = tuple(Image.MIME[name] for name in ACCEPTED_FORMATS)
-MULTIPART = "multipart/form-data"
-HEIF_CONTENT_TYPES = ("image/heic", "image/heif")
-PHOTO = "The photo"  # how edge.preprocess's messages name an upload
-NO_PHOTO = (
-    "No photo: send it as the multipart form field 'image' or as a raw body of type "
-    + ", ".join(ACCEPTED_CONTENT_TYPES) + "."
-)
 CLASSIFIER_KEY = "lesionlite.classifier"
 
 
@@ -127,25 +116,3 @@ def healthz():
 @bp.get("/api/openapi.json")
 def openapi_document():
     return jsonify(openapi.document(current_app))
-
-
-def uploaded_bytes() -> bytes:
-    """The photo's bytes from the multipart field 'image' or from a raw JPEG/PNG/WebP body.
-
-    Raises:
-        ImageError: no photo (400).
-        UnsupportedImageError: a raw body whose content type is not an accepted image type (415).
-    """
-    if request.mimetype == MULTIPART:
-        upload = request.files.get("image")
-        if upload is None:
-            raise ImageError(NO_PHOTO)
-        return upload.read()
-    data = request.get_data(cache=False)
-    if request.mimetype in ACCEPTED_CONTENT_TYPES:
-        return data
-    if not data:
-        raise ImageError(NO_PHOTO)
-    if request.mimetype in HEIF_CONTENT_TYPES:
-        raise UnsupportedImageError(HEIF.format(label=PHOTO))
-    raise UnsupportedImageError(f"Content type {request.mimetype or 'none'} is not a photo: {SEND_JPEG}.")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +39,7 @@ BOUNDARY = "frame"
 class Frame:
     seq: int  # 1, 2, ... in grab order
     rgb: np.ndarray  # HxWx3 uint8
-    at: float  # time.monotonic() when grabbed
+    at: float  # the LiveCamera's clock (time.monotonic()) when grabbed
 
 
 def square_jpeg(rgb: np.ndarray, quality: int) -> bytes:
@@ -54,13 +54,18 @@ def square_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 class LiveCamera:
     """A camera read continuously by a background thread; thread-safe readers of its newest frame."""
 
-    def __init__(self, camera: Camera, max_fps: float = GRAB_MAX_FPS):
+    def __init__(self, camera: Camera, max_fps: float = GRAB_MAX_FPS, clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[float], object] | None = None):
+        """`clock` (seconds) stamps frames; `wait(seconds)` paces the grab loop and the previews and
+        returns early on close(). A test passes its own pair, so pacing is checked without timing."""
         self.camera = camera
         self._interval = 1.0 / max_fps
+        self._clock = clock
         self._changed = threading.Condition()
         self._frame: Frame | None = None
         self._error: str | None = None
         self._stopping = threading.Event()
+        self._wait = wait or self._stopping.wait
         self._preview: tuple[int, bytes] = (0, b"")
         self._preview_lock = threading.Lock()
         self._mean_interval = 0.0  # seconds between frames, averaged
@@ -73,23 +78,25 @@ class LiveCamera:
 
     def _grab_loop(self) -> None:
         while not self._stopping.is_set():
-            started = time.monotonic()
-            try:
-                rgb = self.camera.read()
-            except CameraError as err:
-                self._publish(None, str(err))
-                self._stopping.wait(RETRY_AFTER_ERROR_S)
-                continue
-            self._publish(rgb, None)
-            rest = self._interval - (time.monotonic() - started)
-            if rest > 0:
-                self._stopping.wait(rest)
+            self._wait(self.grab_once())
+
+    def grab_once(self) -> float:
+        """Read one frame (or the camera's error) and publish it; returns the seconds to wait before
+        the next read, so that reads start at most max_fps a second."""
+        started = self._clock()
+        try:
+            rgb = self.camera.read()
+        except CameraError as err:
+            self._publish(None, str(err))
+            return RETRY_AFTER_ERROR_S
+        self._publish(rgb, None)
+        return max(0.0, self._interval - (self._clock() - started))
 
     def _publish(self, rgb: np.ndarray | None, error: str | None) -> None:
         with self._changed:
             self._error = error
             if rgb is not None:
-                now = time.monotonic()
+                now = self._clock()
                 previous = self._frame
                 if previous is not None:  # a moving average of the intervals, not of their inverses
                     interval = now - previous.at
@@ -118,7 +125,7 @@ class LiveCamera:
         """The newest frame, if the camera is delivering; else waits for one (see frame_after)."""
         with self._changed:
             frame, error = self._frame, self._error
-        if frame is not None and error is None and time.monotonic() - frame.at < FRAME_TIMEOUT_S:
+        if frame is not None and error is None and self._clock() - frame.at < FRAME_TIMEOUT_S:
             return frame
         return self.frame_after(frame.seq if frame else 0)
 
@@ -137,13 +144,13 @@ class LiveCamera:
         try:
             seq, interval = 0, 1.0 / fps
             while not self._stopping.is_set():
-                started = time.monotonic()
+                started = self._clock()
                 frame = self.frame_after(seq)
                 seq = frame.seq
                 jpeg = self.preview_jpeg(frame)
                 yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
                        + jpeg + b"\r\n")
-                self._stopping.wait(max(0.0, interval - (time.monotonic() - started)))
+                self._wait(max(0.0, interval - (self._clock() - started)))
         except CameraError:
             return  # the stream ends; the page sees the problem in GET /api/camera
         finally:
@@ -155,7 +162,7 @@ class LiveCamera:
         with self._changed:
             frame, error, viewers = self._frame, self._error, self.viewers
             fps = 1 / self._mean_interval if self._mean_interval else 0.0
-        age = None if frame is None else time.monotonic() - frame.at
+        age = None if frame is None else self._clock() - frame.at
         if error is None and (frame is None or age > FRAME_TIMEOUT_S):
             error = "the camera has given no frame yet" if frame is None else f"no frame for {age:.0f} s"
         return {
@@ -172,5 +179,6 @@ class LiveCamera:
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
-        self._thread.join(timeout=FRAME_TIMEOUT_S)
+        if self._thread.is_alive():  # a LiveCamera never started has no thread to wait for
+            self._thread.join(timeout=FRAME_TIMEOUT_S)
         self.camera.close()

@@ -13,7 +13,7 @@ from flask import Flask
 
 from edge import answer
 from edge.labels import DISCLAIMER
-from pwa import api, camera_openapi, errors
+from pwa import camera_openapi, errors, uploads
 
 _ERROR = {
     "type": "object",
@@ -148,8 +148,8 @@ def _responses(limit_mb: str) -> dict:
 
 def _predict_operation(limit_mb: str) -> dict:
     binary = {"type": "string", "format": "binary"}
-    content = {api.MULTIPART: {"schema": {"type": "object", "required": ["image"], "properties": {"image": binary}}}}
-    content |= {content_type: {"schema": binary} for content_type in api.ACCEPTED_CONTENT_TYPES}
+    content = {uploads.MULTIPART: {"schema": {"type": "object", "required": ["image"], "properties": {"image": binary}}}}
+    content |= {content_type: {"schema": binary} for content_type in uploads.ACCEPTED_CONTENT_TYPES}
     statuses = sorted({status for _, status in errors.IMAGE_ERROR_STATUS})
     return {
         "summary": "Classify one photo of a skin lesion",

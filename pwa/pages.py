@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, render_template, send_from_d
 from edge.answer import MESSAGES, NOT_AN_ASSESSMENT
 from edge.labels import DISCLAIMER, MALIGNANT
 from edge.preprocess import UNSUPPORTED
-from pwa import api, bundle_files, camera_api
+from pwa import api, bundle_files, camera_api, uploads
 
 bp = Blueprint("pages", __name__)
 
@@ -53,7 +53,7 @@ def ondevice_config() -> dict:
                     "available": runtime_version(Path(current_app.static_folder)) is not None},
         "messages": MESSAGES,
         "malignant": list(MALIGNANT),
-        "imageUnreadable": UNSUPPORTED.format(label=api.PHOTO),
+        "imageUnreadable": UNSUPPORTED.format(label=uploads.PHOTO),
         "disclaimer": DISCLAIMER,
     }
 

@@ -3,7 +3,9 @@ with the real one's shape (Picamera2's calls and its "RGB888" = B, G, R memory o
 
 from __future__ import annotations
 
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,17 @@ FRAME_SIZE = (640, 480)
 CAMERA_MODULE_INFO = {"Model": "imx708", "Location": 2, "Rotation": 180, "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a", "Num": 0}
 USB_WEBCAM_INFO = {"Model": "HD Webcam", "Location": 2, "Rotation": 0,
                    "Id": "/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1:1.0-046d:0825", "Num": 1}
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    """Whether `condition()` came true, polled every 10 ms: an event waited for, with a deadline far
+    beyond any expected delay, never a duration asserted."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def rgb_frame(image: Image.Image, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:

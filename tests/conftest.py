@@ -1,8 +1,16 @@
-"""Shared fixtures: a tiny synthetic dataset, a tiny trained run and its exported bundle.
+"""Shared fixtures (tiny synthetic datasets, the random bundle, a tiny trained run and its bundle)
+and the test tiers (docs/tests.md).
 
-Training and export take a few minutes, so their results are built once and cached under
-.cache/test-artifacts/<hash of the code and settings that made them>; a fresh clone (CI)
-builds them once per session, an unchanged checkout reuses them.
+The tiers are chosen by markers. A test gets the marker of what it needs from the fixtures it
+uses (FIXTURE_MARKERS) or by hand (`tf`, `browser`, `pi`, `web`, `slow`); every test with none of
+them is marked `check`, and `pytest -m check` (make check) runs those with TensorFlow, Keras and
+Playwright made impossible to import (tests/check_tier/sitecustomize.py, in this process and in
+the commands tests start), so a test that needs them and is not marked fails loudly there.
+
+Fixtures are built once and cached under .cache/test-artifacts/<key>, the key a hash of what
+shapes them: their settings and the source of the modules their generator can import
+(tests/import_graph.py), or for the random bundle, the bundle schema version. They are built
+deterministically (tests/reproducible.py), so a fresh clone builds the same ones.
 """
 
 from __future__ import annotations
@@ -10,6 +18,8 @@ from __future__ import annotations
 import csv
 import fcntl
 import hashlib
+import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,23 +29,58 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from edge.manifest import SCHEMA_VERSION
+from tests.import_graph import import_graph, module_files, reachable
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / ".cache" / "test-artifacts"
 PYTHON = sys.executable
+CHECK_TIER_SITE = ROOT / "tests" / "check_tier"
 # A tiny configuration (the demo config: alpha 0.5, here at 96 px) that still learns the task.
 TINY_IMAGES, TINY_SEED = 1000, 11
 TINY_TRAIN_ARGS = ["--config", "demo", "--image-size", "96", "--epochs", "30", "--seed", "3"]
 
 
-# Fixtures that train (or need the data the trained run was made from): a test using one is a
-# `trained` test, left out of `make test-fast`.
-TRAINED_FIXTURES = {"tiny_run", "tiny_bundle", "test_split_images", "sample_images", "synthetic_data"}
+# What a fixture needs gives the test that uses it (directly or through another fixture) a marker.
+FIXTURE_MARKERS = {
+    "random_bundle": "bundle", "melanoma_bundle": "bundle", "melanoma_photos": "bundle",  # built by TensorFlow, once per schema
+    # the tiny trained run, or the data it was made from: minutes to build, `make test` only
+    "tiny_run": "trained", "tiny_bundle": "trained", "test_split_images": "trained", "sample_images": "trained",
+    "synthetic_data": "trained",
+    "vendor": "web",  # the on-device runtime built by `make web` (npm)
+    "arm64": "pi",  # qemu-user arm64 emulation
+    "playwright_instance": "browser", "chromium_path": "browser",
+}
+# Markers that keep a test out of the check tier (make check): it needs more than the venv.
+HEAVY_MARKERS = ("tf", "bundle", "trained", "slow", "browser", "pi", "web")
+
+
+def is_check_tier(config) -> bool:
+    return (config.getoption("markexpr", "") or "").strip() == "check"
+
+
+def pytest_configure(config):
+    """The check tier: TensorFlow, Keras and Playwright blocked here and in every command a test starts."""
+    if not is_check_tier(config):
+        return
+    spec = importlib.util.spec_from_file_location("lesionlite_check_tier", CHECK_TIER_SITE / "sitecustomize.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECK_TIER_SITE), os.environ.get("PYTHONPATH")]))
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.trained)
+        for fixture in set(getattr(item, "fixturenames", ())) & set(FIXTURE_MARKERS):
+            item.add_marker(FIXTURE_MARKERS[fixture])
+        if not any(item.get_closest_marker(name) for name in HEAVY_MARKERS):
+            item.add_marker(pytest.mark.check)
+
+
+def refuse_in_check_tier(request, what: str) -> None:
+    """A fixture built with TensorFlow, asked for without its marker (request.getfixturevalue)."""
+    if is_check_tier(request.config):
+        pytest.fail(f"this test needs {what}, which the check tier does not build: mark it "
+                    f"{FIXTURE_MARKERS[request.fixturename]!r} or use the fixture as an argument", pytrace=False)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -47,13 +92,24 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-def code_hash(*parts: str, extra: str = "") -> str:
-    """Hash of the source files under the given repo paths, so caches follow code changes."""
+def source_hash(*modules: str, files: tuple[str, ...] = (), extra: str = "") -> str:
+    """Hash of the source that shapes a fixture: every project module the given entry modules can
+    import (imports inside functions included), the given files, and `extra` (settings)."""
+    graph = import_graph(ROOT)
+    paths = module_files(ROOT)
+    names = sorted(set().union(*(reachable(graph, module) for module in modules))) if modules else []
     h = hashlib.sha256(extra.encode())
-    for part in parts:
-        for path in sorted((ROOT / part).rglob("*.py")) if (ROOT / part).is_dir() else [ROOT / part]:
-            h.update(path.relative_to(ROOT).as_posix().encode() + path.read_bytes())
+    for path in [paths[name] for name in names] + [ROOT / name for name in files]:
+        h.update(path.relative_to(ROOT).as_posix().encode() + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def installed_versions(*packages: str) -> str:
+    """'dist==version' of the distributions providing these import names (tensorflow-cpu for tensorflow),
+    read from their metadata, without importing them."""
+    provided = importlib.metadata.packages_distributions()
+    dists = sorted({dist for package in packages for dist in provided.get(package, [])})
+    return " ".join(f"{dist}=={importlib.metadata.version(dist)}" for dist in dists)
 
 
 def run_module(*args: str, timeout: int = 900, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -84,7 +140,7 @@ def _built(target: Path, build) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_data() -> Path:
     """A small synthetic HAM10000-layout dataset (600x450 JPEGs, Kaggle layout)."""
-    key = code_hash("training/synthetic.py", extra=f"{TINY_IMAGES}:{TINY_SEED}")
+    key = source_hash("training.synthetic", extra=f"{TINY_IMAGES}:{TINY_SEED}")
     return _built(ARTIFACTS / f"data-{key}", lambda tmp: run_module(
         "training.synthetic", str(tmp / "data"), "--images", str(TINY_IMAGES), "--seed", str(TINY_SEED))) / "data"
 
@@ -92,58 +148,66 @@ def synthetic_data() -> Path:
 @pytest.fixture(scope="session")
 def small_data() -> Path:
     """200 synthetic images, for tests of the data layer and of short trainings."""
-    key = code_hash("training/synthetic.py", extra="200:5")
+    key = source_hash("training.synthetic", extra="200:5")
     return _built(ARTIFACTS / f"small-data-{key}", lambda tmp: run_module(
         "training.synthetic", str(tmp / "data"), "--images", "200", "--seed", "5")) / "data"
 
 
 @pytest.fixture(scope="session")
-def tiny_run(synthetic_data) -> Path:
-    """A run folder trained with the tiny configuration on `synthetic_data`."""
-    key = code_hash("training", "edge/preprocess.py", "edge/labels.py", extra=" ".join(TINY_TRAIN_ARGS) + str(synthetic_data))
+def tiny_run(request, synthetic_data) -> Path:
+    """A run folder trained with the tiny configuration on `synthetic_data`, deterministically."""
+    refuse_in_check_tier(request, "the tiny trained run")
+    key = source_hash("training.__main__", "tests.reproducible", extra=" ".join(TINY_TRAIN_ARGS) + str(synthetic_data))
 
     def build(tmp: Path) -> None:
-        run_module("training", "--data", str(synthetic_data), "--out", str(tmp / "run"),
+        run_module("tests.reproducible", "training", "--data", str(synthetic_data), "--out", str(tmp / "run"),
                    "--cache-dir", str(ARTIFACTS / "image-cache"), *TINY_TRAIN_ARGS, timeout=1200)
 
     return _built(ARTIFACTS / f"run-{key}", build) / "run"
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_run) -> Path:
+def tiny_bundle(request, tiny_run) -> Path:
     """The tiny run exported to all four variants (float32, float16, dynamic_int8, int8)."""
-    key = code_hash("export", "edge", extra=str(tiny_run))
+    refuse_in_check_tier(request, "the tiny trained run's bundle")
+    key = source_hash("export.__main__", "tests.reproducible", extra=str(tiny_run))
 
     def build(tmp: Path) -> None:
         shutil.copytree(tiny_run, tmp / "run", ignore=shutil.ignore_patterns("bundle"))
-        run_module("export", str(tmp / "run"), "--calibration-images", "200", timeout=1200)
+        run_module("tests.reproducible", "export", str(tmp / "run"), "--calibration-images", "200", timeout=1200)
 
     return _built(ARTIFACTS / f"bundle-{key}", build) / "run" / "bundle"
 
 
-def _random_bundle(small_data: Path, name: str, *args: str) -> Path:
-    """tests/random_bundle.py's bundle made from `small_data` with these arguments, built once."""
-    key = code_hash("export", "edge", "training", "bench/measure.py", "tests/random_bundle.py",
-                    extra=str(small_data) + " ".join(args))
+def _random_bundle(request, small_data: Path, name: str, *args: str) -> Path:
+    """tests/random_bundle.py's bundle made from `small_data` with these arguments, built once per
+    bundle schema version (see random_bundle)."""
+    refuse_in_check_tier(request, f"the {name.replace('-', ' ')}")
+    versions = installed_versions("tensorflow", "ai_edge_litert")
+    key = source_hash(files=("tests/random_bundle.py", "tests/reproducible.py"),
+                      extra=f"schema {SCHEMA_VERSION} {versions} {small_data} {' '.join(args)}")
     return _built(ARTIFACTS / f"{name}-{key}", lambda tmp: run_module(
         "tests.random_bundle", str(small_data), str(tmp / "run"), *args)) / "run" / "bundle"
 
 
 @pytest.fixture(scope="session")
-def random_bundle(small_data) -> Path:
+def random_bundle(request, small_data) -> Path:
     """All four variants of an untrained alpha-0.25, 96 px MobileNet, evaluated and exported by the
-    real pipeline on `small_data` (about a minute, no training).
+    real pipeline on `small_data` (about a minute of CPU, no training), deterministically.
 
     For tests of the bundle's shape, the API, the CLI and the browser flows; never for accuracy.
+    Built once per bundle schema version, not per edit: its key is the schema version, its own
+    recipe, its data and the TensorFlow and LiteRT releases, not the code of export/ or training/
+    (whose changes `make test` builds afresh; a change to what a bundle holds bumps the schema).
     """
-    return _random_bundle(small_data, "random-bundle")
+    return _random_bundle(request, small_data, "random-bundle")
 
 
 @pytest.fixture(scope="session")
-def melanoma_bundle(small_data) -> Path:
+def melanoma_bundle(request, small_data) -> Path:
     """The random bundle's model made to answer melanoma with probability 0.45 for every photo
     (tests/random_bundle.py --prefer mel): what each front end shows for a melanoma at the top."""
-    return _random_bundle(small_data, "melanoma-bundle", "--prefer", "mel")
+    return _random_bundle(request, small_data, "melanoma-bundle", "--prefer", "mel")
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 REPO = Path(__file__).resolve().parent.parent
-SERVER_START_TIMEOUT_S = 60
+SERVER_START_TIMEOUT_S = 300  # a hang guard, generous: a loaded machine is slow, not broken
 URL_LINE = re.compile(r"serving at (https?://\S+)")
 MB = 1024 * 1024
 # Debian's chromium package: /usr/bin/chromium is a wrapper script around this binary.

@@ -18,12 +18,12 @@ the tests can see what each front end shows for a known answer (a melanoma at th
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
 
 from edge.labels import CODES
+from tests.reproducible import make_deterministic
 
 IMAGE_SIZE, ALPHA, SEED = 96, 0.25, 5
 # The preferred class's calibrated probability: under the 0.5 low-confidence limit, so an answer
@@ -67,9 +67,6 @@ def prefer(run, code: str, probability: float) -> None:
 
 
 def build(data: Path, out: Path, preferred: str | None = None) -> Path:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
     from export import VARIANTS
     from export.__main__ import export_run
     from training.config import TrainConfig
@@ -79,7 +76,7 @@ def build(data: Path, out: Path, preferred: str | None = None) -> Path:
     from training.model import build_model
     from training.run import RunDir
 
-    keras.utils.set_random_seed(SEED)
+    make_deterministic(SEED)  # the same bundle on every clone of this machine
     config = TrainConfig(alpha=ALPHA, image_size=IMAGE_SIZE, weights="none", seed=SEED, nonlesion_images=20).validate()
     run = RunDir(out)
     run.start(config, data, cache_dir=None)

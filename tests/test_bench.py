@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -163,7 +162,7 @@ def test_edge_data_accepts_the_isic_2018_layout(repo_root, random_bundle, small_
 ])
 def test_bad_options_answer_in_one_line_and_exit_2(args, message, repo_root, random_bundle, tmp_path):
     filled = [a.format(bundle=random_bundle, tmp=tmp_path) for a in args]
-    result = run_bench(repo_root, *filled, timeout=60)
+    result = run_bench(repo_root, *filled, timeout=300)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(message.format(tmp=tmp_path))
@@ -261,25 +260,11 @@ def test_percentiles_of_a_known_list():
     assert figures == pytest.approx({"p50_ms": 25.0, "p90_ms": 37.0, "p99_ms": 39.7, "images_per_s": 40.0})
 
 
-def test_time_ms_measures_a_sleep():
-    assert 50 <= measure.time_ms(lambda: time.sleep(0.05)) < 1000
-
-
-def test_peak_memory_sees_a_block_that_allocates_64_mb():
-    with measure.PeakMemory() as memory:
-        block = np.ones(64 * 2**20, dtype=np.uint8)
-    assert memory.peak - memory.start >= 60 * 2**20
-    del block
-
-
-def test_peak_rss_is_the_high_water_mark_of_a_process(repo_root):
-    """100 MB touched then freed: the process's RSS falls back, its high-water mark stays up."""
-    code = ("import numpy as np; from bench.measure import peak_rss_mb, rss_mb\n"
-            "before = peak_rss_mb(); block = np.ones(100 * 2**20, np.uint8); del block\n"
-            "print(peak_rss_mb() - before, peak_rss_mb() - rss_mb())")
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=60)
-    grew, above_now = map(float, result.stdout.split())
-    assert grew >= 95 and above_now >= 90
+def test_time_ms_is_the_clocks_difference_in_milliseconds():
+    ticks = iter([10.0, 10.25])  # a clock read before and after the call, in seconds
+    calls = []
+    assert measure.time_ms(lambda: calls.append(1), clock=lambda: next(ticks)) == 250.0
+    assert calls == [1]
 
 
 def test_comparisons_and_targets_on_hand_written_results():

@@ -5,7 +5,6 @@ shape (tests/camera_helpers.py), since no Camera Module is attached to the machi
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -64,13 +63,30 @@ def test_opencv_reads_a_video_file_as_rgb_frames_in_order(video, frames):
         np.testing.assert_array_equal(got, expected)  # FFV1 is lossless: exactly the RGB written
 
 
+class FakeClock:
+    """A clock that moves only when told to or slept on, recording every sleep."""
+
+    def __init__(self):
+        self.now, self.sleeps = 100.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def test_a_looping_video_file_plays_at_its_frame_rate_and_starts_again(video, frames):
-    with OpenCVCamera(str(video), loop=True) as camera:
-        started = time.monotonic()
+    clock = FakeClock()
+    with OpenCVCamera(str(video), loop=True, clock=clock, sleep=clock.sleep) as camera:
         read = [camera.read() for _ in range(9)]
-        elapsed = time.monotonic() - started
+        assert clock.sleeps == pytest.approx([1 / 30] * 8)  # reads take no time: 8 whole intervals, none before frame 1
+        clock.now += 0.5  # a reader that fell behind is not sent a burst of frames to catch up
+        camera.read()
+        camera.read()
+        assert clock.sleeps[8:] == pytest.approx([1 / 30])
     np.testing.assert_array_equal(read[6], frames[0])  # frame 7 is frame 1 again
-    assert 8 / 30 - 0.02 <= elapsed <= 1.0, elapsed  # 30 fps pacing: 8 intervals after the first frame
 
 
 def test_auto_goes_to_opencv_for_files_even_with_a_camera_module(video, frames, picamera2):

@@ -18,6 +18,13 @@ from training.run import RunDir
 pytestmark = pytest.mark.trained
 
 
+def keras_outputs(run: RunDir, pixels: np.ndarray):
+    """training.honesty.outputs of the run's Keras model. Imported here, not at the top: it loads Keras,
+    which the check tier blocks, and that tier collects this module too."""
+
+    return outputs(run.load_model(), pixels, 32)
+
+
 @pytest.fixture(scope="module")
 def manifest(tiny_bundle) -> dict:
     return json.loads((tiny_bundle / "manifest.json").read_text())
@@ -33,7 +40,7 @@ def validation(tiny_run):
     """(labels, uncalibrated probabilities) of the validation split from the Keras checkpoint."""
     run = RunDir(tiny_run)
     splits = load_run_splits(run)
-    probabilities, _ = outputs(run.load_model(), splits.pixels["val"], 32)
+    probabilities, _ = keras_outputs(run, splits.pixels["val"])
     return splits.labels["val"], probabilities
 
 
@@ -112,7 +119,7 @@ def test_every_variant_outputs_calibrated_probabilities(tiny_run, tiny_bundle, s
     run = RunDir(tiny_run)
     t = json.loads((tiny_run / "honesty.json").read_text())["temperature"]
     pixels = np.stack([Classifier(tiny_bundle, "float32").preprocess(p) for p in sample_images])
-    expected = calibration.scaled(outputs(run.load_model(), pixels, 32)[0], t)
+    expected = calibration.scaled(keras_outputs(run, pixels)[0], t)
     got = np.stack([Classifier(tiny_bundle, "float32").run(p)[0] for p in pixels])
     assert np.abs(got - expected).max() <= 1e-4
 

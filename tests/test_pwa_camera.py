@@ -21,7 +21,7 @@ from edge.cameras import Camera
 from edge.errors import CameraError
 from edge.labels import DISCLAIMER
 from pwa import camera_api, create_app, live
-from tests.camera_helpers import rgb_frame
+from tests.camera_helpers import rgb_frame, wait_until
 from tests.pwa_helpers import assert_fits, model_output, schema_validator, synthetic_photo
 
 PHONE = {"REMOTE_ADDR": "192.168.1.20"}
@@ -139,13 +139,13 @@ def test_the_kiosk_page_is_for_this_machine_and_phones_keep_the_ordinary_page(cl
     assert 'src="/static/js/app.js"' in phone and "kiosk.js" not in phone
 
 
-def test_status_reports_the_camera_and_its_measured_rate(client):
-    time.sleep(0.3)
+def test_status_reports_the_camera_and_its_measured_rate(client, app):
+    app.extensions[camera_api.LIVE_KEY].frame_after(1)  # two frames: one interval measured
     body = client.get("/api/camera").get_json()
     assert {k: body[k] for k in ("backend", "source", "frame_size", "viewers", "error", "idle_seconds")} == {
         "backend": "opencv", "source": "memory camera", "frame_size": [640, 480], "viewers": 0, "error": None,
         "idle_seconds": 45}
-    assert 20 <= body["fps"] <= live.GRAB_MAX_FPS + 1, body["fps"]  # reads take 10 ms; the loop caps at 30/s
+    assert body["fps"] > 0  # its value for a given pace: tests/test_pwa_live.py, with a clock the test moves
 
 
 def read_parts(response, count: int) -> list[bytes]:
@@ -170,14 +170,11 @@ def test_preview_is_an_mjpeg_stream_of_the_centre_square(client, app):
     assert response.status_code == 200
     assert response.mimetype == "multipart/x-mixed-replace"
     assert response.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
-    started = time.monotonic()
-    parts = read_parts(response, 4)
-    elapsed = time.monotonic() - started
+    parts = read_parts(response, 4)  # its pace: tests/test_pwa_live.py
     assert len(parts) == 4
     for part in parts:
         with Image.open(io.BytesIO(part)) as image:
             assert (image.format, image.size) == ("JPEG", (480, 480))
-    assert elapsed >= 3 / live.PREVIEW_FPS - 0.02  # paced at PREVIEW_FPS
     assert client.get("/api/camera").get_json()["viewers"] == 1
     response.close()
     assert client.get("/api/camera").get_json()["viewers"] == 0
@@ -192,7 +189,8 @@ def test_previews_are_limited_and_a_failing_camera_is_a_json_503(client, camera)
     for stream in streams:
         stream.close()
     camera.fail = True
-    time.sleep(0.1)
+    # Waited for, not slept on: the grab loop has seen the failure, so no frame is current any more.
+    assert wait_until(lambda: client.get("/api/camera").get_json()["error"] is not None)
     response = client.post("/api/camera/capture")
     assert response.status_code == 503
     assert response.get_json()["error"].startswith("The camera is not working: the camera gave no frame for 5 s")
@@ -203,7 +201,5 @@ def test_closing_ends_the_stream_and_releases_the_camera(app, camera):
     stream = app.extensions[camera_api.LIVE_KEY].mjpeg()
     assert next(stream).startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ")
     camera_api.close(app)
-    started = time.monotonic()
-    assert len(list(stream)) <= 1  # at most the part already on its way
-    assert time.monotonic() - started < 1
+    assert len(list(stream)) <= 1  # at most the part already on its way; waking a waiting reader: tests/test_pwa_live.py
     assert camera.closed and camera_api.LIVE_KEY not in app.extensions

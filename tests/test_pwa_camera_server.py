@@ -9,19 +9,16 @@ import io
 import json
 import subprocess
 import sys
-import time
 import urllib.parse
 
 import pytest
 from PIL import Image
 
 from edge import Classifier
-from pwa import live
-from tests.camera_helpers import rgb_frame, write_video
+from tests.camera_helpers import rgb_frame, wait_until, write_video
 from tests.pwa_helpers import REPO, http, running_server, synthetic_photo
 
 pytest.importorskip("cv2")
-PREVIEW_SECONDS = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +39,8 @@ def server(random_bundle, video, tmp_path_factory):
         yield running
 
 
-def read_preview(base_url: str, seconds: float) -> list[bytes]:
-    """The JPEG parts of GET /api/camera/preview received within `seconds`."""
+def read_preview(base_url: str, count: int) -> list[bytes]:
+    """The first `count` JPEG parts of GET /api/camera/preview."""
     parts = urllib.parse.urlsplit(base_url)
     connection = http_client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
@@ -51,8 +48,8 @@ def read_preview(base_url: str, seconds: float) -> list[bytes]:
         response = connection.getresponse()
         assert response.status == 200
         assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=frame"
-        jpegs, end = [], time.monotonic() + seconds
-        while time.monotonic() < end:
+        jpegs = []
+        while len(jpegs) < count:
             assert response.readline() == b"--frame\r\n"
             headers = dict(response.readline().decode().strip().split(": ", 1) for _ in range(2))
             assert headers["Content-Type"] == "image/jpeg"
@@ -64,16 +61,18 @@ def read_preview(base_url: str, seconds: float) -> list[bytes]:
         connection.close()
 
 
-def test_preview_frames_arrive_at_the_preview_rate(server):
-    jpegs = read_preview(server.base_url, PREVIEW_SECONDS)
-    rate = len(jpegs) / PREVIEW_SECONDS
-    assert live.PREVIEW_FPS * 0.6 <= rate <= live.PREVIEW_FPS + 1, rate
-    for jpeg in jpegs[:3]:
+def camera_status(server) -> dict:
+    status, _, body = http("GET", f"{server.base_url}/api/camera")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_the_preview_streams_the_centre_square_and_lets_go_of_a_closed_stream(server):
+    # Its pace and the rate a client sees are `python -m bench camera`'s figures, not a test's.
+    for jpeg in read_preview(server.base_url, 3):
         with Image.open(io.BytesIO(jpeg)) as image:
             assert (image.format, image.size) == ("JPEG", (480, 480))
-    time.sleep(0.2)
-    status, _, body = http("GET", f"{server.base_url}/api/camera")
-    assert status == 200 and json.loads(body)["viewers"] == 0  # the closed stream was let go
+    assert wait_until(lambda: camera_status(server)["viewers"] == 0)  # the server noticed the closed stream
 
 
 def test_capture_answers_with_the_classification_of_the_frame(server, random_bundle, frame):
@@ -88,16 +87,15 @@ def test_capture_answers_with_the_classification_of_the_frame(server, random_bun
     jpeg = base64.b64decode(answer["frame"].removeprefix("data:image/jpeg;base64,"))
     with Image.open(io.BytesIO(jpeg)) as shown:
         assert shown.size == (480, 480)
-    status, _, camera = http("GET", f"{server.base_url}/api/camera")
-    camera = json.loads(camera)
+    camera = camera_status(server)
     assert (camera["backend"], camera["frame_size"], camera["error"]) == ("opencv", [640, 480], None)
-    assert 20 <= camera["fps"] <= 31, camera["fps"]  # the video's own 30 fps
+    assert wait_until(lambda: camera_status(server)["fps"] > 0)  # measured; its value for a pace: test_pwa_live.py
     assert "Traceback" not in server.stderr()
 
 
 def run_pwa(random_bundle, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pwa", "--bundle", str(random_bundle), "--port", "0", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def test_a_named_camera_that_cannot_open_stops_the_server_with_its_message(random_bundle):

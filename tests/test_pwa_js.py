@@ -15,6 +15,7 @@ from tests import js_fixtures
 from tests.pwa_helpers import REPO
 
 JS_TESTS = REPO / "tests" / "js"
+pytestmark = pytest.mark.web  # node, and the runtime make web builds (its bundled sha256 is tested)
 
 
 def test_node_unit_tests_of_the_front_end_pass(tmp_path):

@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -81,13 +80,12 @@ def test_a_25_mb_upload_gets_the_json_413_without_a_connection_reset(server, pho
         content_type = "multipart/form-data; boundary=lesionlite-big"
     else:
         chunks, length, content_type = zeros(size), size, "image/jpeg"
-    started = time.perf_counter()
-    # Sends all 25 MB before reading: a server that stopped reading would reset this send loop.
+    # Sends all 25 MB before reading: a server that stopped reading would reset this send loop. How
+    # long the server then drains is bounded in bytes and seconds: test_draining_stops_at_its_byte_and_time_bounds.
     status, headers, body = post_streamed(f"{server.base_url}/api/predict", chunks, length, content_type)
     assert (status, json.loads(body)) == (413, OVER_20_MB)
     assert headers["Content-Type"] == "application/json"
     assert headers["Connection"] == "close"
-    assert time.perf_counter() - started < oversize.DRAIN_SECONDS
     assert post_photo(server.base_url, photo)[0] == 200
 
 
@@ -141,7 +139,7 @@ def test_the_bundles_default_variant_is_served_when_none_is_asked(random_bundle,
 )
 def test_python_m_pwa_with_a_bad_option_exits_2_with_one_line(random_bundle, args, message):
     command = [sys.executable, "-m", "pwa", "--bundle", str(random_bundle), "--port", "0", *args]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
@@ -175,12 +173,15 @@ def test_python_m_pwa_serves_https_with_cert_and_key(random_bundle, tmp_path, ce
         status, headers, _ = http("GET", f"{server.base_url}/api/model", context=trust)
         assert status == 200 and headers["Cache-Control"] == "no-store"
         # A client that connects and says nothing must not hold up the others (handshakes run in
-        # the worker threads, not in cheroot's accept loop).
+        # the worker threads, not in cheroot's accept loop): another is answered while the silent
+        # one is still connected. Were the accept loop stuck on it, the answer would come only once
+        # the server gave up on the silent client and closed it (after its socket timeout).
         host, port = server.base_url.removeprefix("https://").split(":")
-        with socket.create_connection((host, int(port))):
-            started = time.perf_counter()
+        with socket.create_connection((host, int(port))) as silent:
             assert http("GET", f"{server.base_url}/healthz", context=trust)[0] == 200
-            assert time.perf_counter() - started < 2
+            silent.setblocking(False)
+            with pytest.raises(BlockingIOError):  # no data and no end of stream: still open
+                silent.recv(1)
         status, headers, body = post_streamed(f"{server.base_url}/api/predict", zeros(25 * MB), 25 * MB,
                                               "image/jpeg", context=trust)
         assert (status, json.loads(body)) == (413, OVER_20_MB)

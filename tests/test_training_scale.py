@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.memory import PeakMemory
 from tests.conftest import PYTHON, ROOT, run_module
 from training.cache import ArrayRows, Pixels
 from training.config import ConfigError, WeightsError, resolve
@@ -37,11 +38,11 @@ def _digest(folder: Path) -> str:
 def test_synthetic_data_is_the_same_bytes_for_any_number_of_workers(tmp_path):
     from training.synthetic import generate
 
-    rows = generate(tmp_path / "one", 100, seed=5, workers=1)
-    generate(tmp_path / "three", 100, seed=5, workers=3)
-    assert len(rows) == 100 and len(list((tmp_path / "one").rglob("*.jpg"))) == 100
+    rows = generate(tmp_path / "one", 30, seed=5, workers=1)  # 30: ten images per worker of three
+    generate(tmp_path / "three", 30, seed=5, workers=3)
+    assert len(rows) == 30 and len(list((tmp_path / "one").rglob("*.jpg"))) == 30
     assert _digest(tmp_path / "one") == _digest(tmp_path / "three")
-    generate(tmp_path / "other", 100, seed=6, workers=2)
+    generate(tmp_path / "other", 30, seed=6, workers=2)
     assert _digest(tmp_path / "other") != _digest(tmp_path / "one")
 
 
@@ -77,18 +78,17 @@ def test_pixels_view_reads_only_the_rows_asked_for(small_data, tmp_path):
 
 
 def test_decoding_holds_a_few_images_not_the_dataset(small_data, tmp_path):
-    from training.phases import _reset_peak, peak_rss_mb
-
     records = load_records(small_data)
     decode_images(records.head(8), 224, tmp_path / "warm")  # threads, Pillow and numpy loaded first
-    assert _reset_peak()
-    before = peak_rss_mb()
-    decoded = decode_images(records, 224, tmp_path / "cache")
-    grew = peak_rss_mb() - before
+    with PeakMemory() as memory:
+        decoded = decode_images(records, 224, tmp_path / "cache")
+    assert memory.own
+    grew = memory.peak_mb - memory.start_mb
     assert len(decoded.pixels) == 200
     assert grew < 15, f"decoding 200 images of 147 KB ({200 * 224 * 224 * 3 / 2**20:.0f} MB) grew RSS by {grew:.0f} MB"
 
 
+@pytest.mark.tf
 def test_training_batches_read_the_rows_they_label():
     from training.pipeline import eval_dataset, training_dataset
 
@@ -128,6 +128,7 @@ def _keras_download(path: Path, alpha: float) -> Path:
     return path
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize(("name", "alpha", "application", "overrides", "message"), [
     ("w.weights.h5", 0.5, "MobileNet", {}, r"is mobilenet alpha 0.5 \(16 first filters\) but the config trains alpha 0.25"),
     ("mobilenet_2_5_128_tf_no_top.h5", 0.25, "MobileNet", {},
@@ -153,6 +154,7 @@ def test_weights_file_must_fit_the_config(tmp_path, name, alpha, application, ov
         resolve_weights(config)
 
 
+@pytest.mark.tf
 def test_imagenet_download_is_checked_against_its_known_hash(tmp_path, monkeypatch, capsys):
     """The real Keras download path (get_file, here from a file:// mirror), the real md5 check."""
     from training import weights as weights_mod
@@ -186,6 +188,7 @@ def test_imagenet_download_is_checked_against_its_known_hash(tmp_path, monkeypat
     assert f"no known hash for {name}" in capsys.readouterr().out
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize(("config", "name"), [
     ("ham10000", "mobilenet_1_0_224_tf_no_top.h5"),
     ("ham10000_cpu", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
@@ -200,6 +203,7 @@ def test_a_failed_download_names_the_file_and_the_way_round(tmp_path, monkeypatc
         weights_mod.resolve_weights(resolve(config, {}))
 
 
+@pytest.mark.tf
 def test_weights_that_are_not_hdf5_or_have_no_imagenet_version(tmp_path):
     from training.weights import resolve_weights
 
