@@ -12,7 +12,6 @@ from edge import Classifier
 from edge.labels import CODES, MELANOMA
 from training import calibration, nonlesion, referral
 from training.dataset import load_run_splits
-from training.honesty import outputs
 from training.run import RunDir
 
 pytestmark = pytest.mark.trained
@@ -21,6 +20,7 @@ pytestmark = pytest.mark.trained
 def keras_outputs(run: RunDir, pixels: np.ndarray):
     """training.honesty.outputs of the run's Keras model. Imported here, not at the top: it loads Keras,
     which the check tier blocks, and that tier collects this module too."""
+    from training.honesty import outputs
 
     return outputs(run.load_model(), pixels, 32)
 

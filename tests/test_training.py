@@ -146,6 +146,7 @@ def test_local_weights_file_is_loaded(tmp_path):
     assert np.array_equal(loaded, source.get_layer("conv1").get_weights()[0])
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize(("arch", "application", "bn"), [("mobilenet", "MobileNet", "conv_pw_13_bn"),
                                                       ("mobilenet_v2", "MobileNetV2", "Conv_1_bn")])
 def test_fine_tuning_pretrained_weights_keeps_batch_norm_statistics(tmp_path, arch, application, bn):
@@ -176,6 +177,7 @@ def test_fine_tuning_pretrained_weights_keeps_batch_norm_statistics(tmp_path, ar
         assert not np.array_equal(kernel, last_conv.kernel.numpy()), weights
 
 
+@pytest.mark.tf
 def test_transposition_gives_all_eight_orientations():
     from training.pipeline import training_dataset
 
