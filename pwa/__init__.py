@@ -61,7 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Config keys (defaults below): BUNDLE (bundle folder, required), VARIANT (None: the bundle's
     default_variant), THREADS (LiteRT threads; None lets LiteRT choose), MAX_CONTENT_LENGTH
-    (upload bytes; larger bodies get a JSON 413), MAX_PIXELS (decoded image size), CORS_ORIGINS
+    (upload bytes; larger bodies get a JSON 413), PIXEL_LIMITS (edge.preprocess.PixelLimits), CORS_ORIGINS
     (cross-origin callers allowed on /api; none means same-origin only); CAMERA, CAMERA_ALLOW_REMOTE
     and KIOSK_IDLE_S (the server's own camera and the kiosk page: pwa/camera_api.py).
 
@@ -76,7 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         VARIANT=None,
         THREADS=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
-        MAX_PIXELS=edge_preprocess.MAX_PIXELS,
+        PIXEL_LIMITS=edge_preprocess.PIXEL_LIMITS,
         CORS_ORIGINS=[],
     )
     if test_config is not None:

@@ -2,7 +2,7 @@
 
 Uploaded photos are read into memory, classified and dropped: never written to disk, never
 logged, never cached (every API response says Cache-Control: no-store). What a photo may be
-(formats, pixel limit, corrupt data) is decided by edge.preprocess; pwa/errors.py maps its typed
+(formats, pixel limits, corrupt data) is decided by edge.preprocess; pwa/errors.py maps its typed
 errors to HTTP statuses.
 """
 
@@ -67,7 +67,7 @@ def _never_cache(response):
 def predict():
     started = perf_counter()
     clf = classifier()
-    pixels = preprocess(uploaded_bytes(), clf.input_size, max_pixels=current_app.config["MAX_PIXELS"], label=PHOTO)
+    pixels = preprocess(uploaded_bytes(), clf.input_size, current_app.config["PIXEL_LIMITS"], label=PHOTO)
     return jsonify(answer_json(clf, pixels, {"decode": elapsed_ms(started)}))
 
 

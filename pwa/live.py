@@ -45,7 +45,7 @@ class Frame:
 def square_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     """The frame's centre square (what the model classifies) as a JPEG."""
     image = Image.fromarray(rgb)
-    square = to_rgb_square(image, min(image.size))
+    square = to_rgb_square(image)
     buffer = io.BytesIO()
     square.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

@@ -16,6 +16,7 @@ from PIL import Image
 
 from edge import Classifier
 from edge.labels import DISCLAIMER
+from edge.preprocess import PixelLimits
 from pwa import api, create_app
 from tests.pwa_helpers import (
     MB,
@@ -218,9 +219,9 @@ BAD_UPLOADS = [
     pytest.param(lambda photo: _body(photo + b"\0" * (20 * MB), "image/jpeg"), 413, OVER_20_MB, id="over-20-mb"),
     pytest.param(lambda photo: multipart(b"\0" * (21 * MB)), 413, OVER_20_MB, id="over-20-mb-multipart"),
     pytest.param(
-        lambda photo: _body(png_header_only(9000, 8000), "image/png"),
+        lambda photo: _body(png_header_only(3000, 2000), "image/png"),
         413,
-        "The photo is 9000x8000 pixels, over the limit of 64,000,000: send a smaller photo.",
+        "The photo is 3000x2000 pixels, over the limit of 5,000,000 for a PNG: send a smaller photo.",
         id="over-pixel-limit",
     ),
     pytest.param(
@@ -263,11 +264,12 @@ def test_too_large_body_is_a_json_413_on_any_path(client, path):
 
 
 def test_pixel_limit_is_configurable(random_bundle, photo):
-    client = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "MAX_PIXELS": 100_000}).test_client()
+    limits = PixelLimits(jpeg=100_000)
+    client = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "PIXEL_LIMITS": limits}).test_client()
     response = predict(client, photo)
     assert response.status_code == 413
     assert response.get_json() == {
-        "error": "The photo is 600x450 pixels, over the limit of 100,000: send a smaller photo."
+        "error": "The photo is 600x450 pixels, over the limit of 100,000 for a JPEG: send a smaller photo."
     }
 
 
