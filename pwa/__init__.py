@@ -61,9 +61,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Config keys (defaults below): BUNDLE (bundle folder, required), VARIANT (None: the bundle's
     default_variant), THREADS (LiteRT threads; None lets LiteRT choose), MAX_CONTENT_LENGTH
-    (upload bytes; larger bodies get a JSON 413), PIXEL_LIMITS (edge.preprocess.PixelLimits), CORS_ORIGINS
-    (cross-origin callers allowed on /api; none means same-origin only); CAMERA, CAMERA_ALLOW_REMOTE
-    and KIOSK_IDLE_S (the server's own camera and the kiosk page: pwa/camera_api.py).
+    (upload bytes; larger bodies get a JSON 413), PIXEL_LIMITS (edge.preprocess.PixelLimits),
+    DECODE_SLOTS and DECODE_WAIT_S (decodes at once, and how long a photo waits for one:
+    pwa/decoding.py), CORS_ORIGINS (cross-origin callers allowed on /api; none means same-origin
+    only); CAMERA, CAMERA_ALLOW_REMOTE and KIOSK_IDLE_S (the server's own camera and the kiosk page: pwa/camera_api.py).
 
     Raises:
         edge.BundleError: the bundle is missing, corrupt or inconsistent (message says which).
@@ -82,9 +83,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from pwa import api, bundle_files, camera_api, errors, oversize, pages, precompressed
+    from pwa import api, bundle_files, camera_api, decoding, errors, oversize, pages, precompressed
 
     api.init_app(app)
+    decoding.init_app(app)
     bundle_files.init_app(app, app.config["BUNDLE"], api.classifier_of(app).manifest)
     precompressed.init_app(app)
     camera_api.init_app(app)

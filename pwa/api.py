@@ -3,11 +3,14 @@
 Uploaded photos are read into memory, classified and dropped: never written to disk, never
 logged, never cached (every API response says Cache-Control: no-store). What a photo may be
 (formats, pixel limits, corrupt data) is decided by edge.preprocess; pwa/errors.py maps its typed
-errors to HTTP statuses.
+errors to HTTP statuses. A body is held in memory once (no copy on the way to the decoder), and
+decoded in one of the server's decode slots (pwa/decoding.py).
 """
 
 from __future__ import annotations
 
+import io
+import shutil
 from time import perf_counter
 
 from flask import Blueprint, Flask, current_app, jsonify, request
@@ -17,7 +20,7 @@ from edge import BundleError, Classifier
 from edge.errors import ImageError, UnsupportedImageError
 from edge.labels import DISCLAIMER
 from edge.preprocess import ACCEPTED_FORMATS, HEIF, SEND_JPEG, preprocess
-from pwa import openapi
+from pwa import decoding, openapi
 
 bp = Blueprint("api", __name__)
 
@@ -32,6 +35,7 @@ NO_PHOTO = (
     + ", ".join(ACCEPTED_CONTENT_TYPES) + "."
 )
 CLASSIFIER_KEY = "lesionlite.classifier"
+BODY_CHUNK = 64 * 1024
 
 
 def init_app(app: Flask) -> None:
@@ -67,7 +71,9 @@ def _never_cache(response):
 def predict():
     started = perf_counter()
     clf = classifier()
-    pixels = preprocess(uploaded_bytes(), clf.input_size, current_app.config["PIXEL_LIMITS"], label=PHOTO)
+    data = uploaded_bytes()
+    with decoding.decode_slot():
+        pixels = preprocess(data, clf.input_size, current_app.config["PIXEL_LIMITS"], label=PHOTO)
     return jsonify(answer_json(clf, pixels, {"decode": elapsed_ms(started)}))
 
 
@@ -140,8 +146,8 @@ def uploaded_bytes() -> bytes:
         upload = request.files.get("image")
         if upload is None:
             raise ImageError(NO_PHOTO)
-        return upload.read()
-    data = request.get_data(cache=False)
+        return upload.stream.getvalue()  # the parser's own buffer (pwa.InMemoryRequest), not a copy
+    data = read_body()
     if request.mimetype in ACCEPTED_CONTENT_TYPES:
         return data
     if not data:
@@ -149,3 +155,11 @@ def uploaded_bytes() -> bytes:
     if request.mimetype in HEIF_CONTENT_TYPES:
         raise UnsupportedImageError(HEIF.format(label=PHOTO))
     raise UnsupportedImageError(f"Content type {request.mimetype or 'none'} is not a photo: {SEND_JPEG}.")
+
+
+def read_body() -> bytes:
+    """The raw body, held once: Werkzeug's get_data() gathers it in a bytearray and then copies it
+    (twice the upload in memory); BytesIO.getvalue() hands over its own buffer."""
+    buffer = io.BytesIO()
+    shutil.copyfileobj(request.stream, buffer, BODY_CHUNK)
+    return buffer.getvalue()

@@ -1,7 +1,8 @@
 """Error responses: every /api answer is JSON {"error": "..."} with a specific message; never a traceback.
 
-The one place where errors become HTTP statuses: edge.preprocess's typed image errors, the server
-camera's CameraError (503), Werkzeug's 404/405/413, and the 500 that only a bug reaches.
+The one place where errors become HTTP statuses: edge.preprocess's typed image errors, the decode
+slots' BusyError (503 with Retry-After), the server camera's CameraError (503), Werkzeug's
+404/405/413, and the 500 that only a bug reaches.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from edge.errors import CameraError, ImageError, ImageTooLargeError, UnsupportedImageError
 from pwa import oversize
+from pwa.decoding import BusyError
 
 # Most specific first; ImageError itself covers CorruptImageError and a missing photo.
 IMAGE_ERROR_STATUS = ((UnsupportedImageError, 415), (ImageTooLargeError, 413), (ImageError, 400))
@@ -20,6 +22,7 @@ INTERNAL_ERROR = "Internal server error: the photo was not classified. Try again
 def init_app(app: Flask) -> None:
     app.register_error_handler(ImageError, _image_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(BusyError, _busy)
     app.register_error_handler(CameraError, _camera_error)
     # Reached only by a bug: the tests show no input gets here. No details leak to the client.
     app.register_error_handler(500, _internal_error)
@@ -46,6 +49,12 @@ def _error(status: int, message: str):
 
 def _image_error(err: ImageError):
     return _error(status_for(err), str(err))
+
+
+def _busy(err: BusyError):
+    response = _error(503, str(err))
+    response.headers["Retry-After"] = str(err.retry_after_s)
+    return response
 
 
 def _camera_error(err: CameraError):

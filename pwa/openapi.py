@@ -155,6 +155,10 @@ PREDICT_REFUSALS = {
     413: "An image with too many pixels, or an upload over the limit",
     415: "Not a JPEG, PNG or WebP photo (HEIC is named in the message)",
 }
+# And why it may not get to the photo: every decode slot is busy.
+UPLOAD_REFUSALS = {
+    503: "Every decode slot stayed busy: try again after the Retry-After header's seconds",
+}
 
 
 def _json(schema_name: str, description: str) -> dict:
@@ -189,6 +193,7 @@ def _predict_operation(limit_mb: str) -> dict:
         "responses": {
             "200": _json("PredictResult", "The classes, most probable first"),
             **{str(status): _json("Error", PREDICT_REFUSALS[status]) for status in statuses},
+            **{str(status): _json("Error", why) for status, why in UPLOAD_REFUSALS.items()},
         },
     }
 

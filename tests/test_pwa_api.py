@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image
 from edge import Classifier
 from edge.labels import DISCLAIMER
 from edge.preprocess import PixelLimits
-from pwa import api, create_app
+from pwa import api, create_app, decoding
 from tests.pwa_helpers import (
     MB,
     corrupt_png,
@@ -271,6 +272,49 @@ def test_pixel_limit_is_configurable(random_bundle, photo):
     assert response.get_json() == {
         "error": "The photo is 600x450 pixels, over the limit of 100,000 for a JPEG: send a smaller photo."
     }
+
+
+def test_a_photo_that_finds_every_decode_slot_busy_gets_a_503_with_retry_after(random_bundle, photo):
+    app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "DECODE_SLOTS": 1, "DECODE_WAIT_S": 0})
+    with decoding.slots_of(app).slot():  # another photo is being decoded
+        response = predict(app.test_client(), photo)
+    assert (response.status_code, response.get_json()) == (
+        503, {"error": "The server is busy with other photos (1 at a time): try again in 5 s."})
+    assert response.headers["Retry-After"] == "5"
+    assert predict(app.test_client(), photo).status_code == 200  # the slot was given back
+
+
+def test_no_more_photos_are_decoded_at_once_than_there_are_slots(random_bundle, photo, monkeypatch):
+    # Six photos arrive; every decode that starts waits until all six have arrived. Without the
+    # slots all six would then be decoding at once; with two slots, never more than two.
+    app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "DECODE_SLOTS": 2, "DECODE_WAIT_S": 60})
+    arrived, inside, most = threading.Semaphore(0), [0], [0]
+    all_arrived, lock = threading.Event(), threading.Lock()
+    real_bytes, real_preprocess = api.uploaded_bytes, api.preprocess
+
+    def arriving():
+        data = real_bytes()
+        arrived.release()
+        return data
+
+    def decoding_slowly(*args, **kwargs):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        all_arrived.wait(60)
+        with lock:
+            inside[0] -= 1
+        return real_preprocess(*args, **kwargs)
+
+    monkeypatch.setattr(api, "uploaded_bytes", arriving)
+    monkeypatch.setattr(api, "preprocess", decoding_slowly)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = [pool.submit(lambda: predict(app.test_client(), photo).status_code) for _ in range(6)]
+        for _ in range(6):
+            assert arrived.acquire(timeout=60)
+        all_arrived.set()
+        assert [answer.result() for answer in answers] == [200] * 6
+    assert most[0] == 2
 
 
 def test_internal_errors_are_json_without_details(random_bundle, photo, monkeypatch):

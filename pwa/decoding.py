@@ -1,0 +1,81 @@
+"""Photos decoded at most as many at once as the machine has cores; the others wait, then are told when to come back.
+
+A decode holds a core and up to about 64 MB (edge.preprocess.PixelLimits). More decodes at once
+than cores would not finish sooner, only hold more memory while they share the cores, so each
+takes a slot; a request that finds none free within DECODE_WAIT_S gets a JSON 503 with a
+Retry-After header (pwa/errors.py). Both listeners of one server share the slots.
+
+Example usage:
+    slots = DecodeSlots(2, wait_s=10)
+    with slots.slot():
+        pixels = preprocess(data, 224)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+
+from flask import Flask, current_app
+
+SLOTS_KEY = "lesionlite.decode_slots"
+DEFAULT_WAIT_S = 10.0  # a photo queues this long behind others before it is told to come back
+RETRY_AFTER_S = 5  # what the 503 asks the client to wait: a decode takes well under a second
+BUSY = "The server is busy with other photos ({slots} at a time): try again in {retry} s."
+
+
+class BusyError(Exception):
+    """No decode slot came free in time: the 503's message, and the seconds to wait before retrying."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class DecodeSlots:
+    """A bounded number of decodes at once, with a bounded wait for a slot."""
+
+    def __init__(self, slots: int, wait_s: float = DEFAULT_WAIT_S):
+        if slots < 1 or wait_s < 0:
+            raise ValueError(f"need at least one slot and a wait >= 0 s, got {slots} and {wait_s}")
+        self.slots = slots
+        self.wait_s = wait_s
+        self._free = threading.BoundedSemaphore(slots)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a slot for the block.
+
+        Raises:
+            BusyError: none came free within wait_s seconds.
+        """
+        if not self._free.acquire(timeout=self.wait_s):
+            raise BusyError(BUSY.format(slots=self.slots, retry=RETRY_AFTER_S), RETRY_AFTER_S)
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+def init_app(app: Flask, slots: DecodeSlots | None = None) -> None:
+    """Give the app its decode slots: DECODE_SLOTS (default: the cores) waiting DECODE_WAIT_S, or
+    `slots` shared with another app of the same server."""
+    app.config.setdefault("DECODE_SLOTS", cores())
+    app.config.setdefault("DECODE_WAIT_S", DEFAULT_WAIT_S)
+    app.extensions[SLOTS_KEY] = slots or DecodeSlots(app.config["DECODE_SLOTS"], app.config["DECODE_WAIT_S"])
+
+
+def slots_of(app: Flask) -> DecodeSlots:
+    return app.extensions[SLOTS_KEY]
+
+
+def decode_slot():
+    """The current app's slot, for `with decode_slot(): ...`."""
+    return slots_of(current_app).slot()
