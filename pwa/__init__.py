@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, Request
 
 from edge import preprocess as edge_preprocess
+from pwa import server
 
 # Every response: no inline script anywhere (script-src 'self'); captured photos are previewed
 # from blob: URLs; the camera stream is attached through srcObject, which CSP does not gate.
@@ -63,7 +64,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     default_variant), THREADS (LiteRT threads; None lets LiteRT choose), MAX_CONTENT_LENGTH
     (upload bytes; larger bodies get a JSON 413), PIXEL_LIMITS (edge.preprocess.PixelLimits),
     DECODE_SLOTS and DECODE_WAIT_S (decodes at once, and how long a photo waits for one:
-    pwa/decoding.py), CORS_ORIGINS (cross-origin callers allowed on /api; none means same-origin
+    pwa/decoding.py), REQUEST_TIMEOUT_S (the server's deadline for a request to arrive, named in
+    its 408), CORS_ORIGINS (cross-origin callers allowed on /api; none means same-origin
     only); CAMERA, CAMERA_ALLOW_REMOTE and KIOSK_IDLE_S (the server's own camera and the kiosk page: pwa/camera_api.py).
 
     Raises:
@@ -78,6 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         THREADS=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         PIXEL_LIMITS=edge_preprocess.PIXEL_LIMITS,
+        REQUEST_TIMEOUT_S=server.REQUEST_TIMEOUT_S,
         CORS_ORIGINS=[],
     )
     if test_config is not None:

@@ -17,27 +17,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import socket
 import sys
 
 from edge.errors import UsageError, run_cli
-from pwa import camera_api, create_app
+from pwa import camera_api, create_app, server
 from pwa.server import build_server
 
 PROG = "python -m pwa"
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are UsageErrors, so run_cli prints them in one line and exits 2."""
+
+    def error(self, message: str):  # argparse's hook; its default prints the usage and exits
+        raise UsageError(message)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    """The options, each checked: a bad value stops the command with one line naming it.
+
+    Raises:
+        UsageError: an unknown option, or a value out of its range.
+    """
+    parser = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--bundle", required=True, help="exported bundle folder (runs/NAME/bundle)")
     parser.add_argument("--variant", default=None, help="model variant in the bundle (None: its default_variant)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: whole LAN)")
-    parser.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
-    parser.add_argument("--threads", type=int, default=None, help="LiteRT interpreter threads (None: LiteRT decides)")
+    parser.add_argument("--port", type=port_number, default=8000, help="port (0 picks a free one)")
+    parser.add_argument("--threads", type=at_least_one, default=None, help="LiteRT interpreter threads (None: LiteRT decides)")
     parser.add_argument("--cert", help="TLS certificate (PEM) for HTTPS; needs --key")
     parser.add_argument("--key", help="TLS private key (PEM) for HTTPS; needs --cert")
     parser.add_argument(
@@ -47,9 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="URL",
         help="an origin allowed to call /api cross-origin (repeatable); none: same-origin only",
     )
-    parser.add_argument(
-        "--max-upload-mb", type=float, default=20, help="largest upload accepted, in MB"
-    )
+    parser.add_argument("--max-upload-mb", type=positive_number, default=20, help="largest upload accepted, in MB")
+    parser.add_argument("--request-timeout", type=positive_number, default=server.REQUEST_TIMEOUT_S, metavar="SECONDS",
+                        help="a request's head and body must arrive within this long, or its thread is freed (408)")
     add_camera_arguments(parser)
     args = parser.parse_args(argv)
     if bool(args.cert) != bool(args.key):
@@ -57,10 +67,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _number(text: str, kind: type):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def non_negative_seconds(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    value = _number(text, int)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
     return value
 
 
@@ -92,8 +133,8 @@ def lan_addresses(host: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve until Ctrl-C. Raises LesionLiteError (run_cli prints it, exit 2) for a bad bundle,
-    certificate, key or address."""
+    """Serve until Ctrl-C. Raises LesionLiteError (run_cli prints it, exit 2) for a bad option,
+    bundle, certificate, key or address."""
     args = parse_args(argv)
     app = create_app(
         {
@@ -101,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "VARIANT": args.variant,
             "THREADS": args.threads,
             "MAX_CONTENT_LENGTH": int(args.max_upload_mb * 1024 * 1024),
+            "REQUEST_TIMEOUT_S": args.request_timeout,
             "CORS_ORIGINS": args.cors_origin,
             "CAMERA": args.camera,
             "CAMERA_ALLOW_REMOTE": args.camera_allow_remote,
@@ -115,12 +157,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(app, args: argparse.Namespace) -> None:
-    server = build_server(app, args.host, args.port, args.cert, args.key)
+    listener = build_server(app, args.host, args.port, args.cert, args.key, request_timeout_s=args.request_timeout)
     try:
-        server.prepare()  # binds the socket
+        listener.prepare()  # binds the socket
     except OSError as err:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
-    port = server.bind_addr[1]
+    port = listener.bind_addr[1]
     scheme = "https" if args.cert else "http"
     for address in lan_addresses(args.host):
         print(f"LesionLite serving at {scheme}://{address}:{port}/", flush=True)
@@ -130,10 +172,10 @@ def serve(app, args: argparse.Namespace) -> None:
     print("A triage and teaching aid, not a diagnosis. Ctrl-C stops.", flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a kiosk operator stops it
-            server.serve()
+            listener.serve()
     finally:
         camera_api.close(app)  # first: it ends the preview streams that hold server threads
-        server.stop()
+        listener.stop()
 
 
 if __name__ == "__main__":

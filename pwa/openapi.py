@@ -155,8 +155,9 @@ PREDICT_REFUSALS = {
     413: "An image with too many pixels, or an upload over the limit",
     415: "Not a JPEG, PNG or WebP photo (HEIC is named in the message)",
 }
-# And why it may not get to the photo: every decode slot is busy.
+# And why it may not get to the photo: the upload stopped arriving, or every decode slot is busy.
 UPLOAD_REFUSALS = {
+    408: "The upload did not arrive within the server's deadline",
     503: "Every decode slot stayed busy: try again after the Retry-After header's seconds",
 }
 

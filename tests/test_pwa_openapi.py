@@ -19,7 +19,7 @@ from pwa import create_app
 
 # What the API serves, written out here: the test fails if the code or the document drifts.
 EXPECTED_OPERATIONS = {
-    ("/api/predict", "post"): {"200", "400", "405", "413", "415", "503"},
+    ("/api/predict", "post"): {"200", "400", "405", "408", "413", "415", "503"},
     ("/api/model", "get"): {"200", "405", "413"},
     ("/healthz", "get"): {"200", "405", "413"},
     ("/api/openapi.json", "get"): {"200", "405", "413"},
