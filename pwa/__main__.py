@@ -3,14 +3,14 @@
 Example usage:
     python -m pwa --bundle runs/demo/bundle
     python -m pwa --bundle runs/demo/bundle --host 0.0.0.0 --port 8443 --cert kiosk.crt --key kiosk.key
-    python -m pwa --bundle runs/demo/bundle --camera auto --kiosk-idle 60     # a Pi kiosk's own camera
+    python -m pwa --bundle runs/demo/bundle --host 0.0.0.0 --camera auto --kiosk-port 8001   # a Pi kiosk
 
 Phones get the live camera only over HTTPS (or on localhost); over plain HTTP on a LAN the page
 falls back to the phone's own camera app through a file input. --cert/--key serve HTTPS with
 cheroot's TLS adapter; a reverse proxy such as Caddy in front of plain HTTP works too.
---camera gives the server a camera of its own (a Pi's Camera Module, which no browser can open):
-the page opened on the machine itself becomes the kiosk page, with its live preview; phones on
-the network keep using their own camera and are refused the server's.
+--camera gives the server a camera of its own (a Pi's Camera Module, which no browser can open),
+served only to the kiosk's own browser: on a second listener, at http://localhost:KIOSK-PORT/ on
+this machine, which shows the kiosk page. The listener phones reach never has the camera.
 """
 
 from __future__ import annotations
@@ -20,12 +20,17 @@ import contextlib
 import math
 import socket
 import sys
+import threading
 
 from edge.errors import UsageError, run_cli
-from pwa import camera_api, create_app, server
+from pwa import camera_api, create_app, create_kiosk_app, live, server
 from pwa.server import build_server
 
 PROG = "python -m pwa"
+# The kiosk's own listener: only this machine, and threads for the previews plus a capture and a page.
+KIOSK_HOST = "127.0.0.1"
+KIOSK_PORT = 8001
+KIOSK_THREADS = live.MAX_VIEWERS + 2
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -64,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if bool(args.cert) != bool(args.key):
         parser.error("--cert and --key go together")
+    if args.camera and args.kiosk_port == args.port != 0:
+        parser.error(f"--kiosk-port must differ from --port (both {args.port})")
     return args
 
 
@@ -110,10 +117,10 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
         "--camera", default=None, metavar="auto|picamera2|opencv|DEVICE",
         help="a camera on the server for the kiosk page: auto (the Camera Module via Picamera2, else "
         "OpenCV's camera 0, else none), picamera2, opencv, or an OpenCV device: a number, video file "
-        "or stream URL (default: none)",
+        "or stream URL (default: none). Served only on the kiosk's listener (--kiosk-port)",
     )
-    parser.add_argument("--camera-allow-remote", action="store_true",
-                        help="let other machines use the server's camera API (default: this machine only)")
+    parser.add_argument("--kiosk-port", type=port_number, default=KIOSK_PORT,
+                        help="with --camera: the kiosk's own listener, on 127.0.0.1 only (0 picks a free one)")
     parser.add_argument("--kiosk-idle", type=non_negative_seconds, default=60, metavar="SECONDS",
                         help="the kiosk page returns from a result to the camera after this long untouched (0: never)")
 
@@ -134,7 +141,7 @@ def lan_addresses(host: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until Ctrl-C. Raises LesionLiteError (run_cli prints it, exit 2) for a bad option,
-    bundle, certificate, key or address."""
+    bundle, certificate, key, camera or address."""
     args = parse_args(argv)
     app = create_app(
         {
@@ -145,37 +152,56 @@ def main(argv: list[str] | None = None) -> int:
             "REQUEST_TIMEOUT_S": args.request_timeout,
             "CORS_ORIGINS": args.cors_origin,
             "CAMERA": args.camera,
-            "CAMERA_ALLOW_REMOTE": args.camera_allow_remote,
             "KIOSK_IDLE_S": args.kiosk_idle,
         }
     )
+    kiosk = create_kiosk_app(app) if args.camera else None
     try:
-        serve(app, args)
+        serve(app, kiosk, args)
     finally:
-        camera_api.close(app)
+        if kiosk is not None:
+            camera_api.close(kiosk)
     return 0
 
 
-def serve(app, args: argparse.Namespace) -> None:
-    listener = build_server(app, args.host, args.port, args.cert, args.key, request_timeout_s=args.request_timeout)
+def listening(server, host: str, port: int):
+    """The server, bound (server.bind_addr then holds the real port).
+
+    Raises:
+        UsageError: the address cannot be listened on.
+    """
     try:
-        listener.prepare()  # binds the socket
+        server.prepare()
     except OSError as err:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
-    port = listener.bind_addr[1]
+        raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return server
+
+
+def serve(app, kiosk, args: argparse.Namespace) -> None:
+    """Serve `app` on --host:--port and, with a camera, `kiosk` on 127.0.0.1:--kiosk-port, until Ctrl-C."""
+    servers = [listening(build_server(app, args.host, args.port, args.cert, args.key,
+                                      request_timeout_s=args.request_timeout), args.host, args.port)]
+    port = servers[0].bind_addr[1]
     scheme = "https" if args.cert else "http"
     for address in lan_addresses(args.host):
         print(f"LesionLite serving at {scheme}://{address}:{port}/", flush=True)
-    camera = camera_api.description(app)
-    if camera:
-        print(f"Server camera: {camera}; the kiosk page is http://localhost:{port}/ on this machine", flush=True)
+    if kiosk is not None:
+        servers.append(listening(build_server(kiosk, KIOSK_HOST, args.kiosk_port, threads=KIOSK_THREADS,
+                                              request_timeout_s=args.request_timeout), KIOSK_HOST, args.kiosk_port))
+        kiosk_url = f"http://localhost:{servers[1].bind_addr[1]}/"
+        camera = camera_api.description(kiosk) or "none found"
+        print(f"Kiosk page (this machine only) at {kiosk_url} ; server camera: {camera}", flush=True)
     print("A triage and teaching aid, not a diagnosis. Ctrl-C stops.", flush=True)
     try:
+        for extra in servers[1:]:
+            threading.Thread(target=extra.serve, name="lesionlite-kiosk", daemon=True).start()
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a kiosk operator stops it
-            listener.serve()
+            servers[0].serve()
     finally:
-        camera_api.close(app)  # first: it ends the preview streams that hold server threads
-        listener.stop()
+        if kiosk is not None:
+            camera_api.close(kiosk)  # first: it ends the preview streams that hold server threads
+        for running in servers:
+            running.stop()
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ def classifier_of(app: Flask) -> Classifier:
     return app.extensions[CLASSIFIER_KEY]
 
 
+def share_classifier(source: Flask, app: Flask) -> None:
+    """Give `app` the classifier `source` loaded: one model in memory for both of a server's apps."""
+    app.extensions[CLASSIFIER_KEY] = classifier_of(source)
+
+
 @bp.after_request
 def _never_cache(response):
     # Predictions are about someone's skin: no browser, proxy or service worker may keep them.

@@ -1,8 +1,9 @@
 """Error responses: every /api answer is JSON {"error": "..."} with a specific message; never a traceback.
 
 The one place where errors become HTTP statuses: edge.preprocess's typed image errors, the decode
-slots' BusyError (503 with Retry-After), the server camera's CameraError (503), an upload that
-stopped arriving (408, or 400 when cut), Werkzeug's 404/405/413, and the 500 that only a bug reaches.
+slots' BusyError (503 with Retry-After), the server camera's and the kiosk listener's refusals,
+an upload that stopped arriving (408, or 400 when cut), Werkzeug's 404/405/413, and the 500 that
+only a bug reaches.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from edge.errors import CameraError, ImageError, ImageTooLargeError, UnsupportedImageError
-from pwa import oversize
+from pwa import kiosk, live, oversize
 from pwa.decoding import BusyError
 from pwa.server import RequestTooSlowError
 
 # Most specific first; ImageError itself covers CorruptImageError and a missing photo.
 IMAGE_ERROR_STATUS = ((UnsupportedImageError, 415), (ImageTooLargeError, 413), (ImageError, 400))
+# The kiosk listener's refusals, answered with their own message.
+REFUSAL_STATUS = ((live.NoCameraError, 404), (kiosk.NotTheKioskError, 403), (live.PreviewsFullError, 503))
 INTERNAL_ERROR = "Internal server error: the photo was not classified. Try again."
 TOO_SLOW = "The upload did not arrive within {seconds:g} s: send the photo again from nearer the Wi-Fi."
 CUT_OFF = "The upload stopped before its end: send the photo again."
@@ -29,6 +32,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(BusyError, _busy)
     app.register_error_handler(CameraError, _camera_error)
+    for kind, _ in REFUSAL_STATUS:
+        app.register_error_handler(kind, _refusal)
     # Reached only by a bug: the tests show no input gets here. No details leak to the client.
     app.register_error_handler(500, _internal_error)
 
@@ -64,6 +69,10 @@ def _busy(err: BusyError):
 
 def _camera_error(err: CameraError):
     return _error(503, f"The camera is not working: {err}.")
+
+
+def _refusal(err: Exception):
+    return _error(next(status for kind, status in REFUSAL_STATUS if isinstance(err, kind)), str(err))
 
 
 def _upload_too_slow(err: RequestTooSlowError):

@@ -147,7 +147,8 @@ SCHEMAS = {
     "Health": _HEALTH,
     **camera_openapi.SCHEMAS,
 }
-BLUEPRINT = "api"
+# The API's blueprints: the camera's exists only in the kiosk listener's app (pwa.create_kiosk_app).
+BLUEPRINTS = ("api", "camera")
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Flask answers these itself on every route
 # Why /api/predict refuses a photo, per status of pwa/errors.py's IMAGE_ERROR_STATUS table.
 PREDICT_REFUSALS = {
@@ -200,7 +201,7 @@ def _predict_operation(limit_mb: str) -> dict:
 
 
 def _operations(limit_mb: str) -> dict[str, dict]:
-    """The words for each endpoint of the api blueprint, keyed by endpoint name."""
+    """The words for each endpoint of the API's blueprints, keyed by endpoint name."""
     return camera_openapi.operations() | {
         "api.predict": _predict_operation(limit_mb),
         "api.model": {
@@ -219,11 +220,11 @@ def _operations(limit_mb: str) -> dict[str, dict]:
 
 
 def api_routes(app: Flask) -> list[tuple[str, str, str]]:
-    """(path, method, endpoint) of every route of the api blueprint, HEAD and OPTIONS left out."""
+    """(path, method, endpoint) of every route of the API's blueprints, HEAD and OPTIONS left out."""
     return sorted(
         (rule.rule, method, rule.endpoint)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith(BLUEPRINT + ".")
+        if rule.endpoint.split(".")[0] in BLUEPRINTS
         for method in (rule.methods or set()) - IGNORED_METHODS
     )
 

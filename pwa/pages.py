@@ -1,5 +1,8 @@
 """The PWA's pages: the app shell, the offline page, the web manifest and the service worker.
 
+The app shell at / is `index`, registered by each app factory itself (pwa/__init__.py): the
+kiosk's listener puts its kiosk page there (pwa/camera_api.py).
+
 Everything else the page loads comes from Flask's static route, /static/..., i.e. only from
 this package's own static/ folder (pwa/precompressed.py), and the bundle from /bundle/...
 (pwa/bundle_files.py).
@@ -17,7 +20,7 @@ from flask import Blueprint, Response, current_app, render_template, send_from_d
 from edge.honesty import MESSAGES
 from edge.labels import DISCLAIMER
 from edge.preprocess import UNSUPPORTED
-from pwa import api, bundle_files, camera_api
+from pwa import api, bundle_files
 
 bp = Blueprint("pages", __name__)
 
@@ -32,10 +35,7 @@ VENDOR = "vendor"  # pwa/static/vendor/, built by `make web` (pwa/web/build.mjs)
 VENDOR_BUILD = "build.json"
 
 
-@bp.get("/")
 def index():
-    if camera_api.wants_kiosk_page():  # the server's camera, asked for from the machine itself
-        return camera_api.kiosk_page()
     return render_template("index.html", disclaimer=DISCLAIMER, ondevice=ondevice_config())
 
 

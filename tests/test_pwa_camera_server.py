@@ -1,5 +1,7 @@
 """The server camera end to end: the real `python -m pwa --camera VIDEO` (cheroot) in a subprocess,
-with a video file written by OpenCV standing in for the camera."""
+with a video file written by OpenCV standing in for the camera. The camera is served on the
+kiosk's own listener (127.0.0.1, --kiosk-port) only: never on the phones' listener, whatever
+forwarder sits in front of it."""
 
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ import pytest
 from PIL import Image
 
 from edge import Classifier
-from pwa import live
+from pwa import kiosk, live
 from tests.camera_helpers import rgb_frame, write_video
-from tests.pwa_helpers import REPO, http, running_server, synthetic_photo
+from tests.pwa_helpers import REPO, http, running_server, synthetic_photo, tcp_forwarder
 
 pytest.importorskip("cv2")
 PREVIEW_SECONDS = 2.0
@@ -64,20 +66,61 @@ def read_preview(base_url: str, seconds: float) -> list[bytes]:
         connection.close()
 
 
+def request(url: str, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict | None]:
+    """(status, JSON body or None) of one request with exactly these extra headers."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http_client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        is_json = response.getheader("Content-Type") == "application/json"
+        return response.status, json.loads(body) if is_json else None
+    finally:
+        connection.close()
+
+
+CAMERA_ROUTES = (("GET", "/api/camera"), ("POST", "/api/camera/capture"), ("GET", "/api/camera/preview"))
+
+
+def test_the_phones_listener_never_serves_the_camera_even_through_a_forwarder(server):
+    # An SSH or socat tunnel adds no proxy header: the server sees a loopback peer asking.
+    phone_port = urllib.parse.urlsplit(server.base_url).port
+    with tcp_forwarder(("127.0.0.1", phone_port)) as forwarded:
+        for url in (server.base_url, forwarded):
+            for method, path in CAMERA_ROUTES:
+                assert request(url, method, path, {}) == (
+                    404, {"error": f"No API endpoint {path}: see /api/openapi.json."}), (url, path)
+        status, _, page = http("GET", f"{forwarded}/")
+        assert status == 200 and b"kiosk.js" not in page and b"app.js" in page
+
+
+def test_the_kiosk_listener_refuses_a_rebinding_page_and_a_forwarded_phone(server):
+    kiosk_port = urllib.parse.urlsplit(server.kiosk_url).port
+    refused = (403, {"error": kiosk.NOT_KIOSK})
+    # A page whose own name now resolves to 127.0.0.1 asks with that name.
+    assert request(server.kiosk_url, "POST", "/api/camera/capture", {"Host": f"attacker.example:{kiosk_port}"}) == refused
+    # A forwarder on the Pi would bring phones, who name the Pi, not localhost.
+    with tcp_forwarder(("127.0.0.1", kiosk_port)) as forwarded:
+        assert request(forwarded, "POST", "/api/camera/capture", {"Host": "lesionlite-pi.local:9000"}) == refused
+        assert request(forwarded, "GET", "/api/camera", {"X-Forwarded-For": "192.168.1.20"}) == refused
+    assert request(server.kiosk_url, "GET", "/api/camera", {"Host": f"localhost:{kiosk_port}"})[0] == 200
+
+
 def test_preview_frames_arrive_at_the_preview_rate(server):
-    jpegs = read_preview(server.base_url, PREVIEW_SECONDS)
+    jpegs = read_preview(server.kiosk_url, PREVIEW_SECONDS)
     rate = len(jpegs) / PREVIEW_SECONDS
     assert live.PREVIEW_FPS * 0.6 <= rate <= live.PREVIEW_FPS + 1, rate
     for jpeg in jpegs[:3]:
         with Image.open(io.BytesIO(jpeg)) as image:
             assert (image.format, image.size) == ("JPEG", (480, 480))
     time.sleep(0.2)
-    status, _, body = http("GET", f"{server.base_url}/api/camera")
+    status, _, body = http("GET", f"{server.kiosk_url}/api/camera")
     assert status == 200 and json.loads(body)["viewers"] == 0  # the closed stream was let go
 
 
 def test_capture_answers_with_the_classification_of_the_frame(server, random_bundle, frame):
-    status, headers, body = http("POST", f"{server.base_url}/api/camera/capture")
+    status, headers, body = http("POST", f"{server.kiosk_url}/api/camera/capture")
     assert status == 200, body
     answer = json.loads(body)
     classifier = Classifier(random_bundle, variant="float32")
@@ -89,7 +132,7 @@ def test_capture_answers_with_the_classification_of_the_frame(server, random_bun
     jpeg = base64.b64decode(answer["frame"].removeprefix("data:image/jpeg;base64,"))
     with Image.open(io.BytesIO(jpeg)) as shown:
         assert shown.size == (480, 480)
-    status, _, camera = http("GET", f"{server.base_url}/api/camera")
+    status, _, camera = http("GET", f"{server.kiosk_url}/api/camera")
     camera = json.loads(camera)
     assert (camera["backend"], camera["frame_size"], camera["error"]) == ("opencv", [640, 480], None)
     assert 20 <= camera["fps"] <= 31, camera["fps"]  # the video's own 30 fps
@@ -112,6 +155,8 @@ def test_a_named_camera_that_cannot_open_stops_the_server_with_its_message(rando
 
 def test_auto_without_any_camera_serves_without_one(random_bundle, tmp_path):
     with running_server(random_bundle, tmp_path, "--camera", "auto") as running:
-        status, _, body = http("GET", f"{running.base_url}/api/camera")
+        status, _, body = http("GET", f"{running.kiosk_url}/api/camera")
         assert status == 404
+        status, _, page = http("GET", f"{running.kiosk_url}/")
+        assert status == 200 and b"app.js" in page  # the kiosk's browser gets the phone page and its own camera
         assert "note: no server camera (cannot open camera 0); browsers use their own" in running.stderr()

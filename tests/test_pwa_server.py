@@ -163,10 +163,13 @@ def test_python_m_pwa_with_a_bad_option_exits_2_with_one_line(random_bundle, arg
         (["--max-upload-mb", "20MB"], "argument --max-upload-mb: expected a number, got '20MB'"),
         (["--port", "70000"], "argument --port: must be a port from 0 to 65535, got 70000"),
         (["--port", "-1"], "argument --port: must be a port from 0 to 65535, got -1"),
+        (["--kiosk-port", "65536"], "argument --kiosk-port: must be a port from 0 to 65535, got 65536"),
         (["--threads", "0"], "argument --threads: must be >= 1, got 0"),
         (["--threads", "2.5"], "argument --threads: expected an integer, got '2.5'"),
         (["--kiosk-idle", "-5"], "argument --kiosk-idle: must be >= 0 seconds, got -5"),
         (["--request-timeout", "0"], "argument --request-timeout: must be > 0, got 0"),
+        (["--port", "8000", "--camera", "auto", "--kiosk-port", "8000"],
+         "--kiosk-port must differ from --port (both 8000)"),
         (["--cert", "a.pem"], "--cert and --key go together"),
     ],
 )
