@@ -16,10 +16,11 @@ import json
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, render_template, send_from_directory
+from PIL import Image
 
 from edge.honesty import MESSAGES
 from edge.labels import DISCLAIMER
-from edge.preprocess import UNSUPPORTED
+from edge.preprocess import ACCEPTED_FORMATS, BOMB, HEIF, TOO_MANY_PIXELS, UNSUPPORTED, PixelLimits
 from pwa import api, bundle_files
 
 bp = Blueprint("pages", __name__)
@@ -51,7 +52,26 @@ def ondevice_config() -> dict:
                     "available": runtime_version(Path(current_app.static_folder)) is not None},
         "messages": MESSAGES,
         "imageUnreadable": UNSUPPORTED.format(label=api.PHOTO),
+        "photoLimits": photo_limits(current_app.config["PIXEL_LIMITS"]),
         "disclaimer": DISCLAIMER,
+    }
+
+
+def photo_limits(limits: PixelLimits) -> dict:
+    """The server's rules for a photo, for the phone's own decoder (js/photo-limits.js): the formats,
+    each kind's pixel limit with the server's message for it ({width} and {height} left to fill),
+    and Pillow's guard, so the phone refuses what the server would, in the same words."""
+    guard = Image.MAX_IMAGE_PIXELS
+    return {
+        "formats": list(ACCEPTED_FORMATS),
+        "unsupported": UNSUPPORTED.format(label=api.PHOTO),
+        "heif": HEIF.format(label=api.PHOTO),
+        "kinds": {
+            key: {"limit": limit, "message": TOO_MANY_PIXELS.format(
+                label=api.PHOTO, width="{width}", height="{height}", limit=limit, kind=kind)}
+            for key, (limit, kind) in limits.rules().items()
+        },
+        "guard": {"limit": 2 * guard, "message": BOMB.format(label=api.PHOTO, limit=guard)},
     }
 
 

@@ -75,7 +75,8 @@ export async function startEngine(config) {
   const arrays = unpackHonesty(honestyBin.buffer.slice(honestyBin.byteOffset, honestyBin.byteOffset + honestyBin.byteLength),
     manifest.honesty.arrays);
   return new Engine({ lib, compiled, manifest, variant, name: config.variant, dtype, arrays, messages: config.messages,
-    disclaimer: config.disclaimer, readyMs: performance.now() - started, readyAt: performance.now() });
+    photoLimits: config.photoLimits, disclaimer: config.disclaimer, readyMs: performance.now() - started,
+    readyAt: performance.now() });
 }
 
 class Engine {
@@ -123,7 +124,7 @@ class Engine {
 
   async classify(blob) {
     const started = performance.now();
-    const pixels = await pixelsFromBlob(blob, this.size);
+    const pixels = await pixelsFromBlob(blob, this.size, this.photoLimits);
     return this.classifyPixels(pixels, performance.now() - started);
   }
 
