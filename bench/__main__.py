@@ -4,11 +4,13 @@
     python -m bench training --data demo-data --config demo
     python -m bench browser runs/demo/bundle --variants int8 float32
     python -m bench camera runs/demo/bundle --device camera.avi --variants int8 float32
+    python -m bench hostile runs/demo/bundle --json runs/demo/bench/hostile.json
 
 LesionLite's benchmarks: `edge` measures every variant of a bundle with the LiteRT interpreter,
 `serving` load-tests the PWA server, `camera` the server camera's capture and preview, `training`
 the training input pipeline, `browser` the on-device path (LiteRT.js in Chromium) against the
-interpreter. `edge`, `serving` and `camera` run without TensorFlow (a Raspberry Pi); `bench edge
+interpreter, `hostile` the server's memory, throughput and threads under hostile clients.
+`edge`, `serving`, `camera` and `hostile` run without TensorFlow (a Raspberry Pi); `bench edge
 --data` also needs training/data.py's and training/split.py's dependencies.
 `python -m bench SUBCOMMAND --help` lists each one's options.
 """
@@ -20,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import ArgumentParser, browser, camera, edge, keras_baseline, serving, training
+from bench import ArgumentParser, browser, camera, edge, hostile, keras_baseline, serving, training
 from edge.errors import run_cli
 
 PROG = "python -m bench"
@@ -32,13 +34,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,camera,training,browser}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,camera,training,browser,hostile}")
     for name, module, summary in (
         ("edge", edge, "benchmark every variant of a bundle with the LiteRT interpreter"),
         ("serving", serving, "load-test the PWA server with concurrent clients"),
         ("camera", camera, "the server camera: capture-to-answer latency, preview rate and CPU"),
         ("training", training, "benchmark the training input pipeline and one training step"),
         ("browser", browser, "on-device classification in Chromium (LiteRT.js) against the interpreter"),
+        ("hostile", hostile, "the server under decompression bombs, slow clients and a hostile mix"),
     ):
         command = commands.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
         module.add_arguments(command)
