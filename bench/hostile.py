@@ -22,6 +22,7 @@ old server's bombs cannot take the machine's memory. Loopback only: nothing leav
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import shlex
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", type=Path, help="also write the results here as JSON")
 
 
+@functools.cache
 def bombs() -> dict[str, tuple[str, bytes]]:
     """name -> (content type, bytes) of one bomb per kind, each claiming 20-64 million pixels."""
     return {
@@ -69,6 +71,7 @@ def bombs() -> dict[str, tuple[str, bytes]]:
     }
 
 
+@functools.cache
 def heaviest_allowed() -> dict[str, tuple[str, bytes]]:
     """The costliest photos the limits let through (edge.preprocess.PixelLimits): what a decode
     slot may really hold."""
@@ -167,11 +170,11 @@ def hostile_client(port: int, sends: list, until: float, offset: int) -> None:
 
 def good_rate(args: argparse.Namespace, photo: bytes, hostile: bool) -> tuple[float, int]:
     """(good photos answered 200 per second, other answers to them) over args.seconds."""
+    sends = hostile_requests(photo) if hostile else []  # made before the clock starts: bombs take seconds
     server = start(args)
     try:
         answered: list[int] = []
         until = time.monotonic() + args.seconds
-        sends = hostile_requests(photo) if hostile else []
         threads = [threading.Thread(target=good_client, args=(server.port, photo, until, answered))
                    for _ in range(args.clients)]
         threads += [threading.Thread(target=hostile_client, args=(server.port, sends, until, i))
