@@ -11,16 +11,19 @@ message the user sees (the web API only maps those types to HTTP statuses).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.JpegImagePlugin import JpegImageFile
 
 from edge.errors import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
+from edge.photo_limits import DECODE_BYTES_PER_PIXEL, PIXEL_LIMITS, WHOLE_KINDS, PixelLimits, kind_of
 
 __all__ = [
     "ACCEPTED_FORMATS", "PIXEL_LIMITS", "PREPROCESSING_NAME", "ImageError", "ImageSource", "PixelLimits", "open_image",
@@ -42,58 +45,6 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 # ISO-BMFF brands of HEIC/HEIF, the iPhone's default format, which Pillow cannot decode.
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
 
-
-@dataclass(frozen=True)
-class PixelLimits:
-    """How many pixels a photo may have, by how it is decoded; checked from the header, before any
-    pixel is decoded (ARCHITECTURE.md, "Memory bounded by design").
-
-    The model needs 224x224 (50 thousand pixels). Memory follows the pixels decoded, not the
-    bytes. Measured through preprocess() (bench/bombs.py's files), a PNG costs 5-13 bytes per
-    pixel and a WebP 16-20 (libwebp's two canvases and Pillow's copy), because both are decoded at
-    full size; a baseline JPEG is decoded at 1/2 to 1/8 scale (draft mode) and costs little,
-    unless libjpeg must hold all its DCT coefficients (progressive, or one scan per component:
-    2-9 bytes per stored pixel whatever the draft). Each limit keeps one decode under about 64 MB.
-    """
-
-    jpeg: int = 64_000_000  # a baseline JPEG's stored pixels: more than any phone's 50 MP
-    jpeg_reduced: int = 8_000_000  # what its draft decode still holds: a long, thin JPEG reduces little
-    jpeg_whole: int = 8_000_000  # a JPEG libjpeg buffers whole (progressive, or a scan per component)
-    png: int = 5_000_000  # decoded at full size: 2560x1920 and more
-    webp: int = 3_000_000  # decoded at full size: 2000x1500 and more
-    other: int = 3_000_000  # a format a caller adds to `formats` (GIF, BMP, TIFF are decoded at full size)
-
-    def rules(self) -> dict[str, tuple[int, str]]:
-        """(limit, what messages call it) for each kind of photo: what for_encoded picks from, and
-        what the phone's own decoder is given (pwa/pages.py), so both refuse alike."""
-        return {
-            "jpeg": (self.jpeg, "a JPEG"),
-            "progressive_jpeg": (self.jpeg_whole, "a progressive JPEG"),
-            "multiscan_jpeg": (self.jpeg_whole, "a multi-scan JPEG"),
-            "reduced_jpeg": (self.jpeg_reduced, "a JPEG this long and narrow"),
-            "png": (self.png, "a PNG"),
-            "webp": (self.webp, "a WebP"),
-        }
-
-    def for_encoded(self, image: Image.Image, data: bytes) -> tuple[int, str]:
-        """(limit, what messages call it) for an opened, not yet decoded image."""
-        if isinstance(image, JpegImageFile):  # MPO too: a JPEG with more pictures after it
-            if image.info.get("progressive"):
-                return self.rules()["progressive_jpeg"]
-            return self.rules()["multiscan_jpeg" if has_separate_scans(image, data) else "jpeg"]
-        if image.format in ("PNG", "WEBP"):
-            return self.rules()[image.format.lower()]
-        return self.other, f"a {image.format}"
-
-
-PIXEL_LIMITS = PixelLimits()
-# Pillow's own decompression-bomb guard, for every image this process opens: it refuses twice
-# this many pixels as soon as it reads the header (and warns past it; open_image then refuses
-# with the limit of the photo's kind).
-Image.MAX_IMAGE_PIXELS = PIXEL_LIMITS.jpeg
-# Text chunks are inflated while a PNG is opened, before the pixel check: Pillow allows 64 MB of
-# them. A photo's text is never read, so a megabyte is plenty.
-PngImagePlugin.MAX_TEXT_MEMORY = 1024 * 1024
 
 # The user-facing messages; {label} is a path, "image data", or the caller's word ("The photo").
 SEND_JPEG = "send a JPEG or PNG"
@@ -134,40 +85,34 @@ def open_image(source: ImageSource, limits: PixelLimits = PIXEL_LIMITS, formats:
         return Image.fromarray(source)
     label = label or default_label(source)
     data = _read(source, label)
+    return _open_checked(data, limits, formats, label)[0]
+
+
+def _open_checked(data: bytes, limits: PixelLimits, formats: tuple[str, ...], label: str) -> tuple[Image.Image, str]:
     if not data:
         raise CorruptImageError(EMPTY.format(label=label))
     image = _open_encoded(data, formats, label)
-    limit, kind = limits.for_encoded(image, data)
+    kind = kind_of(image, data)
+    limit, name = limits.for_kind(kind, image.format)
     if image.width * image.height > limit:
         raise ImageTooLargeError(
-            TOO_MANY_PIXELS.format(label=label, width=image.width, height=image.height, limit=limit, kind=kind))
-    return image
+            TOO_MANY_PIXELS.format(label=label, width=image.width, height=image.height, limit=limit, kind=name))
+    return image, kind
 
 
-def has_separate_scans(image: JpegImageFile, data: bytes) -> bool:
-    """True for a JPEG whose first scan carries fewer components than its frame (a scan per
-    component, or no scan at all): libjpeg then keeps every DCT coefficient, as for a progressive
-    one, and draft mode saves nothing."""
-    components = first_scan_components(data)
-    return components is None or components < image.layers
+def open_for_model(source: bytes, size: int, limits: PixelLimits = PIXEL_LIMITS, label: str = "image data",
+                   formats: tuple[str, ...] = ACCEPTED_FORMATS) -> tuple[Image.Image, int]:
+    """Encoded bytes opened and checked (open_image) and set to decode at the smallest size the
+    format allows (reduce_on_decode), nothing decoded yet; with the most memory the decode may take.
 
-
-def first_scan_components(data: bytes) -> int | None:
-    """The component count of a JPEG's first scan (its SOS header), or None if there is none."""
-    at = 2
-    while at + 4 < len(data):
-        if data[at] != 0xFF:
-            return None
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
-            at += 1
-        elif marker == 0xDA:
-            return data[at + 4]
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            at += 2
-        else:
-            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
-    return None
+    Raises:
+        ImageError: see open_image and reduce_on_decode.
+    """
+    image, kind = _open_checked(source, limits, formats, label)
+    stored = image.width * image.height
+    reduce_on_decode(image, size, limits, label)
+    pixels = stored if kind in WHOLE_KINDS else image.width * image.height
+    return image, pixels * DECODE_BYTES_PER_PIXEL[kind]
 
 
 def default_label(source: ImageSource) -> str:
@@ -249,20 +194,37 @@ def to_rgb_square(image: Image.Image, in_place: bool = False) -> Image.Image:
     return image.convert("RGB")
 
 
-def preprocess(source: ImageSource, size: int, limits: PixelLimits = PIXEL_LIMITS, label: str | None = None) -> np.ndarray:
+def preprocess(source: ImageSource, size: int, limits: PixelLimits = PIXEL_LIMITS, label: str | None = None,
+               around_decode: Callable[[int], AbstractContextManager] | None = None) -> np.ndarray:
     """Return the model input for one image: uint8 array of shape (size, size, 3), raw RGB 0-255.
 
-    `limits` and `label` are passed to :func:`open_image`.
+    `limits` and `label` are passed to :func:`open_image`. For encoded bytes, `around_decode(bytes)`
+    (if given) is entered around the decode with the most memory it may take (the server's decode
+    slots, pwa/decoding.py).
 
     Raises:
         ImageError: unreadable, truncated, corrupt, oversized or not an accepted format (the
             subclass says which; see open_image and reduce_on_decode).
     """
     label = label or default_label(source)
-    image = open_image(source, limits, label=label)
-    reduce_on_decode(image, size, limits, label)
+    if isinstance(source, (bytes, bytearray)):
+        image, cost = open_for_model(bytes(source), size, limits, label)
+    else:
+        image, cost = open_image(source, limits, label=label), 0
+        reduce_on_decode(image, size, limits, label)
+    with around_decode(cost) if around_decode else contextlib.nullcontext():
+        return decode_for_model(image, size, label, in_place=image is not source)
+
+
+def decode_for_model(image: Image.Image, size: int, label: str, in_place: bool = False) -> np.ndarray:
+    """Decode an opened image into the model input (to_rgb_square, then Pillow's bilinear resize).
+
+    Raises:
+        ImageTooLargeError: past Pillow's guard while decoding.
+        CorruptImageError: the pixel data is truncated or corrupt.
+    """
     try:
-        square = to_rgb_square(image, in_place=image is not source)
+        square = to_rgb_square(image, in_place=in_place)
         resized = square.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(resized, dtype=np.uint8)
     except Image.DecompressionBombError:

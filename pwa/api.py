@@ -76,9 +76,8 @@ def _never_cache(response):
 def predict():
     started = perf_counter()
     clf = classifier()
-    data = uploaded_bytes()
-    with decoding.decode_slot():
-        pixels = preprocess(data, clf.input_size, current_app.config["PIXEL_LIMITS"], label=PHOTO)
+    pixels = preprocess(uploaded_bytes(), clf.input_size, current_app.config["PIXEL_LIMITS"], label=PHOTO,
+                        around_decode=decoding.decode_slot)
     return jsonify(answer_json(clf, pixels, {"decode": elapsed_ms(started)}))
 
 

@@ -20,7 +20,8 @@ from PIL import Image
 
 from edge.honesty import MESSAGES
 from edge.labels import DISCLAIMER
-from edge.preprocess import ACCEPTED_FORMATS, BOMB, HEIF, TOO_MANY_PIXELS, UNSUPPORTED, PixelLimits
+from edge.photo_limits import PixelLimits
+from edge.preprocess import ACCEPTED_FORMATS, BOMB, HEIF, TOO_MANY_PIXELS, UNSUPPORTED
 from pwa import api, bundle_files
 
 bp = Blueprint("pages", __name__)

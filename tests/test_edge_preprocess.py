@@ -10,7 +10,8 @@ from PIL import Image
 
 from bench.bombs import mpo_bomb, png_bomb, png_text_bomb, progressive_jpeg, sequential_jpeg, webp_bomb
 from edge.errors import CorruptImageError, ImageError, ImageTooLargeError, UnsupportedImageError
-from edge.preprocess import PixelLimits, open_image, preprocess
+from edge.preprocess import PixelLimits, open_for_model, open_image, preprocess
+from tests.pwa_helpers import jpeg_bytes, synthetic_photo
 
 
 def encoded(fmt: str, size=(40, 30)) -> bytes:
@@ -111,3 +112,13 @@ def test_the_format_list_is_the_callers():
 def test_a_missing_path_is_named(tmp_path):
     with pytest.raises(ImageError, match=f"cannot open {tmp_path / 'no.jpg'}: No such file or directory"):
         open_image(tmp_path / "no.jpg")
+
+
+def test_the_memory_a_decode_may_take_is_known_before_decoding():
+    # Bytes per pixel by kind (edge/photo_limits.py): of the pixels decoded, for a progressive JPEG
+    # of those stored. A phone's 12 MP JPEG is decoded at a quarter of each side for 224 px.
+    phone = jpeg_bytes(synthetic_photo(1, (4032, 3024)))
+    cases = [(phone, 1008 * 756 * 9), (png_bomb(2000, 1000, "LA"), 2000 * 1000 * 13),
+             (webp_bomb(1000, 1000), 1000 * 1000 * 20), (progressive_jpeg(2000, 1500), 2000 * 1500 * 9)]
+    for data, expected in cases:
+        assert open_for_model(data, 224)[1] == expected

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.bombs import png_bomb
 from edge import Classifier
+from edge import preprocess as edge_preprocess
 from edge.labels import DISCLAIMER
 from edge.preprocess import PixelLimits
 from pwa import api, create_app, decoding
@@ -290,7 +292,7 @@ def test_no_more_photos_are_decoded_at_once_than_there_are_slots(random_bundle, 
     app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "DECODE_SLOTS": 2, "DECODE_WAIT_S": 60})
     arrived, inside, most = threading.Semaphore(0), [0], [0]
     all_arrived, lock = threading.Event(), threading.Lock()
-    real_bytes, real_preprocess = api.uploaded_bytes, api.preprocess
+    real_bytes, real_decode = api.uploaded_bytes, edge_preprocess.decode_for_model
 
     def arriving():
         data = real_bytes()
@@ -304,10 +306,10 @@ def test_no_more_photos_are_decoded_at_once_than_there_are_slots(random_bundle, 
         all_arrived.wait(60)
         with lock:
             inside[0] -= 1
-        return real_preprocess(*args, **kwargs)
+        return real_decode(*args, **kwargs)
 
     monkeypatch.setattr(api, "uploaded_bytes", arriving)
-    monkeypatch.setattr(api, "preprocess", decoding_slowly)
+    monkeypatch.setattr(edge_preprocess, "decode_for_model", decoding_slowly)
     with ThreadPoolExecutor(max_workers=6) as pool:
         answers = [pool.submit(lambda: predict(app.test_client(), photo).status_code) for _ in range(6)]
         for _ in range(6):
@@ -315,6 +317,16 @@ def test_no_more_photos_are_decoded_at_once_than_there_are_slots(random_bundle, 
         all_arrived.set()
         assert [answer.result() for answer in answers] == [200] * 6
     assert most[0] == 2
+
+
+def test_a_heavy_photo_never_makes_a_light_one_wait(random_bundle, photo):
+    app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "DECODE_SLOTS": 1, "DECODE_WAIT_S": 0})
+    heavy = png_bomb(2236, 2236, "LA")  # allowed, and ~65 MB to decode
+    with decoding.slots_of(app).slot(64 * MB):  # another heavy photo is being decoded
+        assert predict(app.test_client(), photo).status_code == 200
+        busy = predict(app.test_client(), heavy, "image/png")
+        assert (busy.status_code, busy.headers["Retry-After"]) == (503, "5")
+    assert predict(app.test_client(), heavy, "image/png").status_code == 200
 
 
 def test_internal_errors_are_json_without_details(random_bundle, photo, monkeypatch):
