@@ -117,7 +117,7 @@ def add_camera_arguments(parser: argparse.ArgumentParser) -> None:
         "--camera", default=None, metavar="auto|picamera2|opencv|DEVICE",
         help="a camera on the server for the kiosk page: auto (the Camera Module via Picamera2, else "
         "OpenCV's camera 0, else none), picamera2, opencv, or an OpenCV device: a number, video file "
-        "or stream URL (default: none). Served only on the kiosk's listener (--kiosk-port)",
+        "or stream URL. Served only on the kiosk's listener (--kiosk-port)",
     )
     parser.add_argument("--kiosk-port", type=port_number, default=KIOSK_PORT,
                         help="with --camera: the kiosk's own listener, on 127.0.0.1 only (0 picks a free one)")
@@ -164,33 +164,44 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def listening(server, host: str, port: int):
-    """The server, bound (server.bind_addr then holds the real port).
+def listening(listener, host: str, port: int):
+    """The listener, bound (listener.bind_addr then holds the real port).
 
     Raises:
         UsageError: the address cannot be listened on.
     """
     try:
-        server.prepare()
+        listener.prepare()
     except OSError as err:
         raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
-    return server
+    return listener
+
+
+def phone_listener(app, args: argparse.Namespace):
+    """The listener phones reach, bound to --host:--port; prints the addresses it serves at."""
+    listener = listening(build_server(app, args.host, args.port, args.cert, args.key,
+                                      request_timeout_s=args.request_timeout), args.host, args.port)
+    scheme = "https" if args.cert else "http"
+    for address in lan_addresses(args.host):
+        print(f"LesionLite serving at {scheme}://{address}:{listener.bind_addr[1]}/", flush=True)
+    return listener
+
+
+def kiosk_listener(kiosk, args: argparse.Namespace):
+    """The kiosk's own listener, bound to 127.0.0.1:--kiosk-port; prints the kiosk page's address."""
+    listener = listening(build_server(kiosk, KIOSK_HOST, args.kiosk_port, threads=KIOSK_THREADS,
+                                      request_timeout_s=args.request_timeout), KIOSK_HOST, args.kiosk_port)
+    camera = camera_api.description(kiosk) or "none found"
+    print(f"Kiosk page (this machine only) at http://localhost:{listener.bind_addr[1]}/ ; server camera: {camera}",
+          flush=True)
+    return listener
 
 
 def serve(app, kiosk, args: argparse.Namespace) -> None:
     """Serve `app` on --host:--port and, with a camera, `kiosk` on 127.0.0.1:--kiosk-port, until Ctrl-C."""
-    servers = [listening(build_server(app, args.host, args.port, args.cert, args.key,
-                                      request_timeout_s=args.request_timeout), args.host, args.port)]
-    port = servers[0].bind_addr[1]
-    scheme = "https" if args.cert else "http"
-    for address in lan_addresses(args.host):
-        print(f"LesionLite serving at {scheme}://{address}:{port}/", flush=True)
+    servers = [phone_listener(app, args)]
     if kiosk is not None:
-        servers.append(listening(build_server(kiosk, KIOSK_HOST, args.kiosk_port, threads=KIOSK_THREADS,
-                                              request_timeout_s=args.request_timeout), KIOSK_HOST, args.kiosk_port))
-        kiosk_url = f"http://localhost:{servers[1].bind_addr[1]}/"
-        camera = camera_api.description(kiosk) or "none found"
-        print(f"Kiosk page (this machine only) at {kiosk_url} ; server camera: {camera}", flush=True)
+        servers.append(kiosk_listener(kiosk, args))
     print("A triage and teaching aid, not a diagnosis. Ctrl-C stops.", flush=True)
     try:
         for extra in servers[1:]:
