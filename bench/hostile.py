@@ -29,6 +29,7 @@ import shlex
 import socket
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -140,64 +141,74 @@ def good_client(port: int, photo: bytes, until: float, answered: list[int]) -> N
 
 
 def hostile_requests(photo: bytes) -> list:
-    """Callables (port -> None), one per kind of hostile request, sent in turn by each hostile client."""
+    """Callables (port -> status, 0 for no answer, None for the slow upload, which is only timed),
+    one per kind of hostile request, sent in turn by each hostile client."""
     made = [(ct, data) for ct, data in (bombs() | heaviest_allowed()).values()]
     made += [("image/jpeg", truncated(photo)), ("image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * 500),
              ("image/jpeg", b"\0" * (25 * MB))]
     sends = [lambda port, ct=ct, data=data: post(port, data, ct) for ct, data in made]
-    sends.append(lambda port: hold(port, slow_body_head(), b"x", 1000, pause=0.2, cap=30))
+    sends.append(lambda port: hold(port, slow_body_head(), b"x", 1000, pause=0.2, cap=30) and None)
     sends.append(lambda port: camera_request(port))
     return sends
 
 
-def camera_request(port: int) -> None:
+def camera_request(port: int) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         connection.request("POST", "/api/camera/capture")
-        connection.getresponse().read()
+        response = connection.getresponse()
+        response.read()
+        return response.status
     except OSError:
-        pass
+        return 0
     finally:
         connection.close()
 
 
-def hostile_client(port: int, sends: list, until: float, offset: int) -> None:
+def hostile_client(port: int, sends: list, until: float, offset: int, statuses: list[int]) -> None:
     i = offset
     while time.monotonic() < until:
-        sends[i % len(sends)](port)
+        status = sends[i % len(sends)](port)
+        if status is not None:
+            statuses.append(status)
         i += 1
 
 
-def good_rate(args: argparse.Namespace, photo: bytes, hostile: bool) -> tuple[float, int]:
-    """(good photos answered 200 per second, other answers to them) over args.seconds."""
+def good_rate(args: argparse.Namespace, photo: bytes, hostile: bool) -> dict:
+    """Good photos answered 200 per second over args.seconds, other answers to them, the hostile
+    requests' statuses (0: no answer), and the server's peak RSS."""
     sends = hostile_requests(photo) if hostile else []  # made before the clock starts: bombs take seconds
     server = start(args)
     try:
         answered: list[int] = []
+        statuses: list[int] = []
         until = time.monotonic() + args.seconds
         threads = [threading.Thread(target=good_client, args=(server.port, photo, until, answered))
                    for _ in range(args.clients)]
-        threads += [threading.Thread(target=hostile_client, args=(server.port, sends, until, i))
+        threads += [threading.Thread(target=hostile_client, args=(server.port, sends, until, i, statuses))
                     for i in range(args.hostile_clients if hostile else 0)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         ok = answered.count(200)
-        return ok / args.seconds, len(answered) - ok
+        return {"per_s": ok / args.seconds, "good_not_200": len(answered) - ok,
+                "hostile_statuses": dict(sorted(Counter(statuses).items())),
+                "peak_rss_mb": round(server.peak_rss_mb() or 0, 1)}
     finally:
         server.stop()
 
 
 def run_throughput(args: argparse.Namespace) -> dict:
     photo = synthetic_jpeg(600, 450)
-    quiet, quiet_errors = good_rate(args, photo, hostile=False)
-    loaded, loaded_errors = good_rate(args, photo, hostile=True)
+    quiet, loaded = good_rate(args, photo, hostile=False), good_rate(args, photo, hostile=True)
+    ratio = round(loaded["per_s"] / quiet["per_s"], 2) if quiet["per_s"] else None
     result = {"clients": args.clients, "hostile_clients": args.hostile_clients, "seconds": args.seconds,
-              "quiet_per_s": round(quiet, 2), "hostile_per_s": round(loaded, 2),
-              "ratio": round(loaded / quiet, 2) if quiet else None, "good_not_200": quiet_errors + loaded_errors}
-    print(f"good photos/s: quiet {quiet:.2f}, with {args.hostile_clients} hostile clients {loaded:.2f}, "
-          f"ratio {result['ratio']}; good photos not answered 200: {result['good_not_200']}", flush=True)
+              "quiet": quiet, "hostile": loaded, "ratio": ratio}
+    print(f"good photos/s: quiet {quiet['per_s']:.2f}, with {args.hostile_clients} hostile clients "
+          f"{loaded['per_s']:.2f}, ratio {ratio}; good photos not answered 200: "
+          f"{quiet['good_not_200'] + loaded['good_not_200']}; hostile answers {loaded['hostile_statuses']} "
+          f"(0: none); peak RSS quiet {quiet['peak_rss_mb']} MB, hostile {loaded['peak_rss_mb']} MB", flush=True)
     return result
 
 
