@@ -3,6 +3,7 @@
     edge       every variant of a bundle with the LiteRT interpreter  (bench/edge.py)
     serving    the real PWA server under concurrent clients           (bench/serving.py)
     camera     the server camera: capture latency, preview rate, CPU  (bench/camera.py)
+    hostile    the server under bombs, slow clients and a hostile mix (bench/hostile.py)
     training   the training input pipeline and one training step      (bench/training.py)
 
 Shared: timing (bench/measure.py; memory is measured by edge/memory.py, which the export and

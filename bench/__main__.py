@@ -5,13 +5,15 @@
     python -m bench browser runs/demo/bundle --variants int8 float32
     python -m bench camera runs/demo/bundle --device camera.avi --variants int8 float32
     python -m bench external models/lesionlite-ham10000 --data ~/ISIC2018_Task3_Test --out results/isic2018
+    python -m bench hostile runs/demo/bundle --json runs/demo/bench/hostile.json
 
 LesionLite's benchmarks: `edge` measures every variant of a bundle with the LiteRT interpreter,
 `serving` load-tests the PWA server, `camera` the server camera's capture and preview, `training`
 the training input pipeline, `browser` the on-device path (LiteRT.js in Chromium) against the
 interpreter, `external` scores every variant on a labelled set (ISIC 2018 Task 3 layout) with the
-challenge's metric. `edge`, `serving`, `camera` and `external` run without TensorFlow (a Raspberry
-Pi); `bench edge --data` and `bench external` also need pandas, scikit-learn and SciPy.
+challenge's metric, `hostile` the server's memory, throughput and threads under hostile clients.
+`edge`, `serving`, `camera`, `external` and `hostile` run without TensorFlow (a Raspberry Pi);
+`bench edge --data` and `bench external` also need pandas, scikit-learn and SciPy.
 `python -m bench SUBCOMMAND --help` lists each one's options.
 """
 
@@ -22,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import ArgumentParser, browser, camera, edge, external, keras_baseline, serving, training
+from bench import ArgumentParser, browser, camera, edge, external, hostile, keras_baseline, serving, training
 from edge.errors import run_cli
 
 PROG = "python -m bench"
@@ -34,7 +36,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{edge,serving,camera,training,browser,external}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{edge,serving,camera,training,browser,external,hostile}")
     for name, module, summary in (
         ("edge", edge, "benchmark every variant of a bundle with the LiteRT interpreter"),
         ("serving", serving, "load-test the PWA server with concurrent clients"),
@@ -42,6 +45,7 @@ def build_parser() -> ArgumentParser:
         ("training", training, "benchmark the training input pipeline and one training step"),
         ("browser", browser, "on-device classification in Chromium (LiteRT.js) against the interpreter"),
         ("external", external, "score every variant on a labelled set (ISIC 2018 Task 3 layout)"),
+        ("hostile", hostile, "the server under decompression bombs, slow clients and a hostile mix"),
     ):
         command = commands.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
         module.add_arguments(command)

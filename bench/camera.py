@@ -156,8 +156,8 @@ def measure_preview(port: int, pid: int, seconds: float) -> PreviewResult:
 def run_variant(args: argparse.Namespace, device: str, variant: str, preview: bool):
     server = ServerProcess(args.bundle, variant, None, ("--camera", device))
     try:
-        captures = measure_captures(server.port, variant, args.captures)
-        return captures, measure_preview(server.port, server.process.pid, args.preview_seconds) if preview else None
+        captures = measure_captures(server.kiosk_port, variant, args.captures)
+        return captures, measure_preview(server.kiosk_port, server.process.pid, args.preview_seconds) if preview else None
     finally:
         server.stop()
 

@@ -3,7 +3,7 @@
 Example usage:
     python -m bench serving runs/demo/bundle --variants int8 float32 --clients 8 --requests 200
 
-Each (variant, photo) pair gets a fresh `python -m pwa` subprocess (waitress on 127.0.0.1, port
+Each (variant, photo) pair gets a fresh `python -m pwa` subprocess (cheroot on 127.0.0.1, port
 chosen by the OS), so its peak RSS (VmHWM) belongs to that case alone. Clients are threads, each
 with its own keep-alive connection, sending the same JPEG as an image/jpeg body. Photos are the
 benchmarks' synthetic lesion (bench/photos.py) at 600x450 (HAM10000-sized) and 12 MP (4032x3024,
@@ -32,6 +32,8 @@ from edge.memory import peak_rss_mb
 
 PHOTO_SIZES = {"600x450": HAM10000_SIZE, "12mp": PHONE_12MP_SIZE}
 URL_LINE = re.compile(r"serving at http://127\.0\.0\.1:(\d+)/")
+KIOSK_LINE = re.compile(r"Kiosk page \(this machine only\) at http://localhost:(\d+)/")
+READY_LINE = "Ctrl-C stops."  # the last line python -m pwa prints before serving
 WARMUP_REQUESTS = 4
 
 
@@ -61,22 +63,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class ServerProcess:
-    """`python -m pwa` on 127.0.0.1 with an OS-chosen port; its stderr goes to a temporary file,
-    so a chatty server never blocks on a full pipe and a failed start can say why."""
+    """`python -m pwa` on 127.0.0.1 with OS-chosen ports (the kiosk's too, with --camera); its
+    stderr goes to a temporary file, so a chatty server never blocks on a full pipe and a failed
+    start can say why. `prefix` runs it under another command (prlimit)."""
 
-    def __init__(self, bundle_dir: str, variant: str, threads: int | None, extra_args: tuple[str, ...] = ()):
-        command = [sys.executable, "-m", "pwa", "--bundle", bundle_dir, "--variant", variant, "--port", "0", *extra_args]
+    def __init__(self, bundle_dir: str, variant: str | None, threads: int | None, extra_args: tuple[str, ...] = (),
+                 prefix: tuple[str, ...] = (), cwd: Path | None = None):
+        command = [*prefix, sys.executable, "-m", "pwa", "--bundle", bundle_dir, "--port", "0", *extra_args]
+        if variant:
+            command += ["--variant", variant]
+        if "--camera" in extra_args:
+            command += ["--kiosk-port", "0"]
         if threads:
             command += ["--threads", str(threads)]
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.port = self._port()
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, text=True, cwd=cwd)
+        self.port, self.kiosk_port = self._ports()
 
-    def _port(self) -> int:
+    def _ports(self) -> tuple[int, int | None]:
+        port = kiosk_port = None
         for line in self.process.stdout:
-            match = URL_LINE.search(line)
-            if match:
-                return int(match.group(1))
+            served, kiosk = URL_LINE.search(line), KIOSK_LINE.search(line)
+            port = port or (served and int(served.group(1)))
+            kiosk_port = kiosk_port or (kiosk and int(kiosk.group(1)))
+            if READY_LINE in line and port:
+                return port, kiosk_port
         code = self.process.wait()
         self.stderr.seek(0)
         last = (self.stderr.read().strip().splitlines() or ["no message"])[-1]

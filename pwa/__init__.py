@@ -3,8 +3,9 @@
 Example usage:
     python -m pwa --bundle runs/demo/bundle            # serves http://127.0.0.1:8000/ with cheroot
 
-    from pwa import create_app
+    from pwa import create_app, create_kiosk_app
     app = create_app({"BUNDLE": "runs/demo/bundle"})   # any WSGI server; loads the model once
+    kiosk = create_kiosk_app(app)                      # the kiosk's own app, for 127.0.0.1 only
 
 A triage and teaching aid, never a diagnosis: the page and every API answer say so.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from flask import Flask, Request
 
 from edge import preprocess as edge_preprocess
+from pwa import api, bundle_files, camera_api, decoding, errors, oversize, pages, precompressed, server
 
 # Every response: no inline script anywhere (script-src 'self'); captured photos are previewed
 # from blob: URLs; the camera stream is attached through srcObject, which CSP does not gate.
@@ -57,18 +59,47 @@ class InMemoryRequest(Request):
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app and load the classifier once.
+    """Build the app phones reach, and load the classifier once. It never has the server camera's
+    routes: those are only in create_kiosk_app's app, on a listener of their own.
 
     Config keys (defaults below): BUNDLE (bundle folder, required), VARIANT (None: the bundle's
     default_variant), THREADS (LiteRT threads; None lets LiteRT choose), MAX_CONTENT_LENGTH
-    (upload bytes; larger bodies get a JSON 413), MAX_PIXELS (decoded image size), CORS_ORIGINS
-    (cross-origin callers allowed on /api; none means same-origin only); CAMERA, CAMERA_ALLOW_REMOTE
-    and KIOSK_IDLE_S (the server's own camera and the kiosk page: pwa/camera_api.py).
+    (upload bytes; larger bodies get a JSON 413), PIXEL_LIMITS (edge.preprocess.PixelLimits),
+    DECODE_SLOTS and DECODE_WAIT_S (decodes at once, and how long a photo waits for one:
+    pwa/decoding.py), REQUEST_TIMEOUT_S (the server's deadline for a request to arrive, named in
+    its 408), CORS_ORIGINS (cross-origin callers allowed on /api; none means same-origin only);
+    CAMERA and KIOSK_IDLE_S are the kiosk app's (pwa/camera_api.py).
 
     Raises:
         edge.BundleError: the bundle is missing, corrupt or inconsistent (message says which).
+    """
+    app = _new_app(test_config)
+    api.init_app(app)
+    decoding.init_app(app)
+    _init_common(app)
+    app.add_url_rule("/", "index", pages.index)
+    return app
+
+
+def create_kiosk_app(app: Flask) -> Flask:
+    """Build the app of the kiosk's own listener (127.0.0.1 only: python -m pwa --kiosk-port):
+    everything `app` serves, with its config, classifier and decode slots, plus the server
+    camera's routes and the kiosk page at /, answering only the kiosk's own browser.
+
+    Raises:
         edge.errors.CameraError: the named CAMERA cannot be opened.
     """
+    kiosk = _new_app(app.config)
+    api.share_classifier(app, kiosk)
+    decoding.init_app(kiosk, decoding.slots_of(app))
+    camera_api.init_app(kiosk)
+    kiosk.register_blueprint(camera_api.bp)
+    _init_common(kiosk)
+    kiosk.add_url_rule("/", "index", camera_api.kiosk_index)
+    return kiosk
+
+
+def _new_app(config) -> Flask:
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     app.config.from_mapping(
@@ -76,18 +107,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         VARIANT=None,
         THREADS=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
-        MAX_PIXELS=edge_preprocess.MAX_PIXELS,
+        PIXEL_LIMITS=edge_preprocess.PIXEL_LIMITS,
+        REQUEST_TIMEOUT_S=server.REQUEST_TIMEOUT_S,
         CORS_ORIGINS=[],
     )
-    if test_config is not None:
-        app.config.from_mapping(test_config)
+    if config is not None:
+        app.config.from_mapping(config)
+    return app
 
-    from pwa import api, bundle_files, camera_api, errors, oversize, pages, precompressed
 
-    api.init_app(app)
+def _init_common(app: Flask) -> None:
+    """What both apps serve: the API, the pages, the bundle's files, and the same answers to errors."""
     bundle_files.init_app(app, app.config["BUNDLE"], api.classifier_of(app).manifest)
     precompressed.init_app(app)
-    camera_api.init_app(app)
     oversize.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
@@ -95,7 +127,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.after_request(_add_security_headers)
     _init_cors(app)
-    return app
 
 
 def _add_security_headers(response):

@@ -2,8 +2,9 @@
 
 Uploaded photos are read into memory, classified and dropped: never written to disk, never
 logged, never cached (every API response says Cache-Control: no-store). What a photo may be
-(formats, pixel limit, corrupt data) is decided by edge.preprocess, how an upload is read by
-pwa/uploads.py; pwa/errors.py maps their typed errors to HTTP statuses.
+(formats, pixel limits, corrupt data) is decided by edge.preprocess, how an upload is read by
+pwa/uploads.py (held in memory once, no copy on the way to the decoder); pwa/errors.py maps their
+typed errors to HTTP statuses. A photo is decoded in one of the server's decode slots (pwa/decoding.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from edge import BundleError, Classifier
 from edge.labels import DISCLAIMER
 from edge.preprocess import preprocess
-from pwa import openapi
+from pwa import decoding, openapi
 from pwa.uploads import PHOTO, uploaded_bytes
 
 bp = Blueprint("api", __name__)
@@ -45,6 +46,11 @@ def classifier_of(app: Flask) -> Classifier:
     return app.extensions[CLASSIFIER_KEY]
 
 
+def share_classifier(source: Flask, app: Flask) -> None:
+    """Give `app` the classifier `source` loaded: one model in memory for both of a server's apps."""
+    app.extensions[CLASSIFIER_KEY] = classifier_of(source)
+
+
 @bp.after_request
 def _never_cache(response):
     # Predictions are about someone's skin: no browser, proxy or service worker may keep them.
@@ -56,7 +62,8 @@ def _never_cache(response):
 def predict():
     started = perf_counter()
     clf = classifier()
-    pixels = preprocess(uploaded_bytes(), clf.input_size, max_pixels=current_app.config["MAX_PIXELS"], label=PHOTO)
+    pixels = preprocess(uploaded_bytes(), clf.input_size, current_app.config["PIXEL_LIMITS"], label=PHOTO,
+                        around_decode=decoding.decode_slot)
     return jsonify(answer_json(clf, pixels, {"decode": elapsed_ms(started)}))
 
 

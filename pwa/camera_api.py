@@ -1,51 +1,46 @@
 """The server's camera, for a kiosk whose camera the browser cannot open (a Pi's Camera Module):
 GET /api/camera, GET /api/camera/preview (MJPEG), POST /api/camera/capture; and the kiosk page.
 
-Off unless the app is configured with CAMERA (python -m pwa --camera ...): then every route here
-answers a JSON 404. On, they answer only requests from the machine itself (a loopback address and
-no proxy header naming another client) unless CAMERA_ALLOW_REMOTE is set: anyone else gets a
-JSON 403, so a phone on the network never sees the kiosk's camera. The routes are registered on
-the "api" blueprint, so they share its no-store header and its OpenAPI description
-(pwa/camera_openapi.py). Frames stay in memory (pwa/live.py); nothing is stored.
+These routes exist only in the kiosk's app (pwa.create_kiosk_app), which `python -m pwa` serves on
+a listener of its own bound to 127.0.0.1 (--kiosk-port): the app phones reach never has them, so
+no proxy or tunnel in front of it can reach the camera. That listener answers only the kiosk's
+own browser (pwa/kiosk.py). Frames stay in memory (pwa/live.py); nothing is stored. Refusals are
+typed errors that pwa/errors.py answers in JSON.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import sys
 from time import perf_counter
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
 
 from edge.cameras import Camera, device_arg, open_camera
 from edge.errors import CameraError
 from edge.labels import DISCLAIMER
-from pwa import live
-from pwa.api import answer_json, bp, classifier, elapsed_ms
+from pwa import kiosk, live, pages
+from pwa.api import answer_json, classifier, elapsed_ms
+
+bp = Blueprint("camera", __name__)
 
 LIVE_KEY = "lesionlite.camera"
-# A request that came through a reverse proxy arrives from loopback but is from someone else.
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
-NO_CAMERA = "This server has no camera: start it with python -m pwa --camera auto (or a device)."
-NOT_LOCAL = ("The server's camera answers only the machine it runs on (the kiosk's own screen); "
-             "start the server with --camera-allow-remote to share it on the network.")
-TOO_MANY_VIEWERS = f"The camera preview is already shown on {live.MAX_VIEWERS} screens: close one and try again."
 DEFAULT_KIOSK_IDLE_S = 60
 
 
 def init_app(app: Flask) -> None:
-    """Open the configured camera (CAMERA: "auto", "picamera2", "opencv", a device, or a Camera).
+    """Make `app` the kiosk's: open the configured camera (CAMERA: "auto", "picamera2", "opencv", a
+    device, a Camera, or None) and refuse every request not from the kiosk itself (pwa/kiosk.py).
 
     Raises:
         CameraError: a named camera (anything but "auto") cannot be opened.
     """
     app.config.setdefault("CAMERA", None)
-    app.config.setdefault("CAMERA_ALLOW_REMOTE", False)
     app.config.setdefault("KIOSK_IDLE_S", DEFAULT_KIOSK_IDLE_S)
     camera = server_camera(app.config["CAMERA"])
     if camera is not None:
         app.extensions[LIVE_KEY] = live.LiveCamera(camera).start()
+    kiosk.init_app(app)
 
 
 def server_camera(spec: str | Camera | None) -> Camera | None:
@@ -84,73 +79,48 @@ def close(app: Flask) -> None:
         camera.close()
 
 
-def is_local_request() -> bool:
-    """From this machine: a loopback peer address, and no proxy header (a proxy's client is elsewhere)."""
-    if any(name in request.headers for name in PROXY_HEADERS):
-        return False
-    try:
-        address = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
+def live_camera() -> live.LiveCamera:
+    """The server's camera.
+
+    Raises:
+        live.NoCameraError: there is none.
+    """
+    camera = current_app.extensions.get(LIVE_KEY)
+    if camera is None:
+        raise live.NoCameraError(live.NO_CAMERA)
+    return camera
 
 
-def live_camera() -> live.LiveCamera | None:
-    return current_app.extensions.get(LIVE_KEY)
-
-
-def refusal() -> Response | None:
-    """The JSON 404 (no camera) or 403 (not this machine) a camera route answers, or None to go on."""
-    if live_camera() is None:
-        return error_response(404, NO_CAMERA)
-    if not (is_local_request() or current_app.config["CAMERA_ALLOW_REMOTE"]):
-        return error_response(403, NOT_LOCAL)
-    return None
-
-
-def error_response(status: int, message: str) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    return response
-
-
-def wants_kiosk_page() -> bool:
-    """The page at / is the kiosk page when the server has a camera and the browser runs on this
-    machine; a phone on the network gets the ordinary page and uses its own camera."""
-    return live_camera() is not None and is_local_request()
-
-
-def kiosk_page() -> str:
+def kiosk_index():
+    """The page at / of the kiosk's listener: the kiosk page, or the phone's page when the server
+    has no camera (the browser's own camera, if any, then serves)."""
+    if LIVE_KEY not in current_app.extensions:
+        return pages.index()
     return render_template("kiosk.html", disclaimer=DISCLAIMER, idle_seconds=current_app.config["KIOSK_IDLE_S"])
+
+
+@bp.after_request
+def _never_cache(response):
+    # The camera's frames and answers are about someone's skin, like /api/predict's.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/api/camera")
 def camera_status():
-    refused = refusal()
-    if refused is not None:
-        return refused
     return jsonify(**live_camera().status(), idle_seconds=current_app.config["KIOSK_IDLE_S"], disclaimer=DISCLAIMER)
 
 
 @bp.get("/api/camera/preview")
 def camera_preview():
-    refused = refusal()
-    if refused is not None:
-        return refused
     camera = live_camera()
-    if camera.viewers >= live.MAX_VIEWERS:
-        return error_response(503, TOO_MANY_VIEWERS)
     camera.newest()  # a failing camera answers a JSON 503 now, not an empty stream
     mimetype = f"multipart/x-mixed-replace; boundary={live.BOUNDARY}"
-    return Response(camera.mjpeg(), mimetype=mimetype, direct_passthrough=True)
+    return Response(camera.open_preview(), mimetype=mimetype, direct_passthrough=True)
 
 
 @bp.post("/api/camera/capture")
 def camera_capture():
-    refused = refusal()
-    if refused is not None:
-        return refused
     started = perf_counter()
     frame = live_camera().newest()
     grab_ms = elapsed_ms(started)

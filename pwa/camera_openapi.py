@@ -1,5 +1,6 @@
 """The OpenAPI words for the server camera's routes (pwa/camera_api.py); pwa/openapi.py merges them
-into the one document, whose route list comes from the app itself."""
+into the one document, whose route list comes from the app itself: the kiosk listener's document
+lists them, the phones' does not."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def schemas(predict_result: dict) -> dict:
 
 
 _NO_CAMERA = "The server was started without --camera"
-_NOT_LOCAL = "Asked from another machine, and the server was not started with --camera-allow-remote"
+_NOT_LOCAL = "Not from the kiosk's own browser: another Host than localhost, a forwarder's header, or cross-site"
 
 
 def _json(schema_name: str, description: str) -> dict:
@@ -57,11 +58,11 @@ def operations() -> dict[str, dict]:
     """The words for each camera endpoint, keyed by endpoint name."""
     mjpeg = f"multipart/x-mixed-replace; boundary={live.BOUNDARY}"
     return {
-        "api.camera_status": {
+        "camera.camera_status": {
             "summary": "The server's camera: which, its measured frame rate, and any problem",
             "responses": {"200": _json("CameraStatus", "The server has a camera"), **_refusals(False)},
         },
-        "api.camera_preview": {
+        "camera.camera_preview": {
             "summary": "Live preview of the server's camera as an MJPEG stream for an <img>",
             "description": (f"Each part is a JPEG of the frame's centre square, at most {live.PREVIEW_FPS:g} a "
                             f"second, until the client leaves; at most {live.MAX_VIEWERS} streams at once."),
@@ -69,7 +70,7 @@ def operations() -> dict[str, dict]:
                                   "content": {mjpeg: {"schema": {"type": "string", "format": "binary"}}}},
                           **_refusals(True)},
         },
-        "api.camera_capture": {
+        "camera.camera_capture": {
             "summary": "Classify the server camera's current frame",
             "description": ("The same answer as POST /api/predict for the newest frame, plus that frame, so "
                             "the kiosk shows what was classified. Nothing is stored."),

@@ -3,7 +3,8 @@
 Example usage:
     live = LiveCamera(open_camera("auto")).start()
     frame = live.newest()                       # Frame(seq, rgb, at)
-    for part in live.mjpeg(fps=15): ...         # multipart/x-mixed-replace parts for a preview <img>
+    with contextlib.closing(live.open_preview()) as parts:  # multipart/x-mixed-replace parts
+        for part in parts: ...                              # for a preview <img>
     live.close()
 
 Frames live in memory only: the newest one, and the newest preview JPEG (shared by every viewer,
@@ -33,6 +34,16 @@ FRAME_TIMEOUT_S = 5.0  # a camera that gives no frame for this long is reported 
 RETRY_AFTER_ERROR_S = 2.0
 MAX_VIEWERS = 2  # preview streams at once: each holds a server thread while it runs
 BOUNDARY = "frame"
+TOO_MANY_VIEWERS = f"The camera preview is already shown on {MAX_VIEWERS} screens: close one and try again."
+NO_CAMERA = "This server has no camera: start it with python -m pwa --camera auto (or a device)."
+
+
+class PreviewsFullError(Exception):
+    """MAX_VIEWERS preview streams are open already (pwa/errors.py answers 503)."""
+
+
+class NoCameraError(Exception):
+    """The server was started without a camera (pwa/errors.py answers 404)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,7 @@ class Frame:
 def square_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     """The frame's centre square (what the model classifies) as a JPEG."""
     image = Image.fromarray(rgb)
-    square = to_rgb_square(image, min(image.size))
+    square = to_rgb_square(image)
     buffer = io.BytesIO()
     square.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
@@ -136,11 +147,28 @@ class LiveCamera:
                 self._preview = (frame.seq, square_jpeg(frame.rgb, PREVIEW_JPEG_QUALITY))
             return self._preview[1]
 
+    def open_preview(self, fps: float = PREVIEW_FPS) -> Preview:
+        """A new preview stream, counted as a viewer from now until it is closed.
+
+        The count is checked and raised under one lock: requests arriving together cannot all
+        pass the check before any of them is counted.
+
+        Raises:
+            PreviewsFullError: MAX_VIEWERS streams are open already.
+        """
+        with self._changed:
+            if self.viewers >= MAX_VIEWERS:
+                raise PreviewsFullError(TOO_MANY_VIEWERS)
+            self.viewers += 1
+        return Preview(self, fps)
+
+    def _viewer_left(self) -> None:
+        with self._changed:
+            self.viewers -= 1
+
     def mjpeg(self, fps: float = PREVIEW_FPS) -> Iterator[bytes]:
         """Preview parts for a multipart/x-mixed-replace response, at most `fps` a second, until the
         client leaves (the server then closes this generator) or the camera fails or closes."""
-        with self._changed:
-            self.viewers += 1
         try:
             seq, interval = 0, 1.0 / fps
             while not self._stopping.is_set():
@@ -153,9 +181,6 @@ class LiveCamera:
                 self._wait(max(0.0, interval - (self._clock() - started)))
         except CameraError:
             return  # the stream ends; the page sees the problem in GET /api/camera
-        finally:
-            with self._changed:
-                self.viewers -= 1
 
     def status(self) -> dict:
         """What GET /api/camera reports: backend, source, frame size, measured rate, viewers, error."""
@@ -182,3 +207,25 @@ class LiveCamera:
         if self._thread.is_alive():  # a LiveCamera never started has no thread to wait for
             self._thread.join(timeout=FRAME_TIMEOUT_S)
         self.camera.close()
+
+
+class Preview:
+    """One preview stream, a WSGI response body: counted as a viewer from LiveCamera.open_preview()
+    until close(), which the server calls when the client leaves, even before the first part."""
+
+    def __init__(self, camera: LiveCamera, fps: float):
+        self._camera = camera
+        self._parts = camera.mjpeg(fps)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._parts
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._parts.close()
+        self._camera._viewer_left()

@@ -119,13 +119,19 @@ SCHEMAS = {
     "Health": _HEALTH,
     **camera_openapi.schemas(_PREDICT_RESULT),
 }
-BLUEPRINT = "api"
+# The API's blueprints: the camera's exists only in the kiosk listener's app (pwa.create_kiosk_app).
+BLUEPRINTS = ("api", "camera")
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Flask answers these itself on every route
 # Why /api/predict refuses a photo, per status of pwa/errors.py's IMAGE_ERROR_STATUS table.
 PREDICT_REFUSALS = {
     400: "No photo, an empty one, or a corrupt or truncated one",
     413: "An image with too many pixels, or an upload over the limit",
     415: "Not a JPEG, PNG or WebP photo (HEIC is named in the message)",
+}
+# And why it may not get to the photo: the upload stopped arriving, or every decode slot is busy.
+UPLOAD_REFUSALS = {
+    408: "The upload did not arrive within the server's deadline",
+    503: "Every decode slot stayed busy: try again after the Retry-After header's seconds",
 }
 
 
@@ -165,12 +171,13 @@ def _predict_operation(limit_mb: str) -> dict:
         "responses": {
             "200": _json("PredictResult", "The answer: status, reasons, the model's output"),
             **{str(status): _json("Error", PREDICT_REFUSALS[status]) for status in statuses},
+            **{str(status): _json("Error", why) for status, why in UPLOAD_REFUSALS.items()},
         },
     }
 
 
 def _operations(limit_mb: str) -> dict[str, dict]:
-    """The words for each endpoint of the api blueprint, keyed by endpoint name."""
+    """The words for each endpoint of the API's blueprints, keyed by endpoint name."""
     return camera_openapi.operations() | {
         "api.predict": _predict_operation(limit_mb),
         "api.model": {
@@ -189,11 +196,11 @@ def _operations(limit_mb: str) -> dict[str, dict]:
 
 
 def api_routes(app: Flask) -> list[tuple[str, str, str]]:
-    """(path, method, endpoint) of every route of the api blueprint, HEAD and OPTIONS left out."""
+    """(path, method, endpoint) of every route of the API's blueprints, HEAD and OPTIONS left out."""
     return sorted(
         (rule.rule, method, rule.endpoint)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith(BLUEPRINT + ".")
+        if rule.endpoint.split(".")[0] in BLUEPRINTS
         for method in (rule.methods or set()) - IGNORED_METHODS
     )
 

@@ -1,5 +1,8 @@
 """The PWA's pages: the app shell, the offline page, the web manifest and the service worker.
 
+The app shell at / is `index`, registered by each app factory itself (pwa/__init__.py): the
+kiosk's listener puts its kiosk page there (pwa/camera_api.py).
+
 Everything else the page loads comes from Flask's static route, /static/..., i.e. only from
 this package's own static/ folder (pwa/precompressed.py), and the bundle from /bundle/...
 (pwa/bundle_files.py).
@@ -13,11 +16,13 @@ import json
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, render_template, send_from_directory
+from PIL import Image
 
 from edge.answer import MESSAGES, NOT_AN_ASSESSMENT
 from edge.labels import DISCLAIMER, MALIGNANT
-from edge.preprocess import UNSUPPORTED
-from pwa import api, bundle_files, camera_api, uploads
+from edge.photo_limits import PixelLimits
+from edge.preprocess import ACCEPTED_FORMATS, BOMB, HEIF, TOO_MANY_PIXELS, UNSUPPORTED
+from pwa import api, bundle_files, uploads
 
 bp = Blueprint("pages", __name__)
 
@@ -32,10 +37,7 @@ VENDOR = "vendor"  # pwa/static/vendor/, built by `make web` (pwa/web/build.mjs)
 VENDOR_BUILD = "build.json"
 
 
-@bp.get("/")
 def index():
-    if camera_api.wants_kiosk_page():  # the server's camera, asked for from the machine itself
-        return camera_api.kiosk_page()
     return render_template("index.html", disclaimer=DISCLAIMER, not_an_assessment=NOT_AN_ASSESSMENT,
                            ondevice=ondevice_config())
 
@@ -54,7 +56,26 @@ def ondevice_config() -> dict:
         "messages": MESSAGES,
         "malignant": list(MALIGNANT),
         "imageUnreadable": UNSUPPORTED.format(label=uploads.PHOTO),
+        "photoLimits": photo_limits(current_app.config["PIXEL_LIMITS"]),
         "disclaimer": DISCLAIMER,
+    }
+
+
+def photo_limits(limits: PixelLimits) -> dict:
+    """The server's rules for a photo, for the phone's own decoder (js/photo-limits.js): the formats,
+    each kind's pixel limit with the server's message for it ({width} and {height} left to fill),
+    and Pillow's guard, so the phone refuses what the server would, in the same words."""
+    guard = Image.MAX_IMAGE_PIXELS
+    return {
+        "formats": list(ACCEPTED_FORMATS),
+        "unsupported": UNSUPPORTED.format(label=uploads.PHOTO),
+        "heif": HEIF.format(label=uploads.PHOTO),
+        "kinds": {
+            key: {"limit": limit, "message": TOO_MANY_PIXELS.format(
+                label=uploads.PHOTO, width="{width}", height="{height}", limit=limit, kind=kind)}
+            for key, (limit, kind) in limits.rules().items()
+        },
+        "guard": {"limit": 2 * guard, "message": BOMB.format(label=uploads.PHOTO, limit=guard)},
     }
 
 

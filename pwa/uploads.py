@@ -7,6 +7,9 @@ so that neither imports the other for it.
 
 from __future__ import annotations
 
+import io
+import shutil
+
 from flask import request
 from PIL import Image
 
@@ -19,6 +22,7 @@ ACCEPTED_CONTENT_TYPES = tuple(Image.MIME[name] for name in ACCEPTED_FORMATS)
 MULTIPART = "multipart/form-data"
 HEIF_CONTENT_TYPES = ("image/heic", "image/heif")
 PHOTO = "The photo"  # how edge.preprocess's messages name an upload
+BODY_CHUNK = 64 * 1024
 NO_PHOTO = (
     "No photo: send it as the multipart form field 'image' or as a raw body of type "
     + ", ".join(ACCEPTED_CONTENT_TYPES) + "."
@@ -36,8 +40,8 @@ def uploaded_bytes() -> bytes:
         upload = request.files.get("image")
         if upload is None:
             raise ImageError(NO_PHOTO)
-        return upload.read()
-    data = request.get_data(cache=False)
+        return upload.stream.getvalue()  # the parser's own buffer (pwa.InMemoryRequest), not a copy
+    data = read_body()
     if request.mimetype in ACCEPTED_CONTENT_TYPES:
         return data
     if not data:
@@ -45,3 +49,11 @@ def uploaded_bytes() -> bytes:
     if request.mimetype in HEIF_CONTENT_TYPES:
         raise UnsupportedImageError(HEIF.format(label=PHOTO))
     raise UnsupportedImageError(f"Content type {request.mimetype or 'none'} is not a photo: {SEND_JPEG}.")
+
+
+def read_body() -> bytes:
+    """The raw body, held once: Werkzeug's get_data() gathers it in a bytearray and then copies it
+    (twice the upload in memory); BytesIO.getvalue() hands over its own buffer."""
+    buffer = io.BytesIO()
+    shutil.copyfileobj(request.stream, buffer, BODY_CHUNK)
+    return buffer.getvalue()

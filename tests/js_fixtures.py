@@ -1,5 +1,6 @@
 """Expected values for the front end's pure on-device code, computed by the Python implementation
-itself (Pillow's resize, edge.quality, edge.honesty), written as JSON for tests/js/*.test.mjs.
+itself (Pillow's resize, edge.quality, edge.honesty, the server's refusals of hostile photos),
+written as JSON for tests/js/*.test.mjs.
 
 tests/test_pwa_js.py writes the file and passes its path in LESIONLITE_JS_FIXTURE, so the JS is
 held to the very code the server runs, not to numbers copied by hand.
@@ -8,6 +9,7 @@ held to the very code the server runs, not to numbers copied by hand.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -15,10 +17,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench import bombs
 from edge import answer, quality
+from edge.errors import ImageError
 from edge.honesty import Honesty
 from edge.labels import CLASSES, MALIGNANT
 from edge.manifest import HonestyInfo
+from edge.preprocess import PIXEL_LIMITS, preprocess
+from pwa.api import PHOTO
+from pwa.pages import photo_limits
+from tests.pwa_helpers import gif_bytes, heic_header, jpeg_bytes, png_header_only, synthetic_photo
 
 RESIZES = [(300, 96), (225, 96), (97, 96), (192, 96), (50, 96), (451, 128), (96, 96)]
 FEATURES = 16
@@ -122,6 +130,52 @@ def decision_cases(rng: np.random.Generator, images: dict[str, np.ndarray], arra
     return cases
 
 
+HEADER_BYTES = 64 * 1024  # the phone reads only a photo's header; its SOS comes within the first kilobytes
+
+
+def webp_with_exif(width: int, height: int) -> bytes:
+    """A WebP whose first chunk is VP8X (extended: here for its EXIF), which holds the canvas size."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (128, 128, 128)).save(buffer, "WEBP", lossless=True, exif=Image.Exif().tobytes())
+    return buffer.getvalue()
+
+
+def photo_refusal_cases() -> list[dict]:
+    """Hostile and ordinary photos with what the server answers for each: its message refusing
+    it, or None when it classifies it (preprocess at 224 and 96 px, the server's own code)."""
+    photos = {
+        "png-over": png_header_only(3000, 2000), "png-within": bombs.png_bomb(2236, 2236),
+        "webp-lossless-over": bombs.webp_bomb(1733, 1733), "webp-vp8x-over": webp_with_exif(1800, 1700),
+        "webp-lossy-within": _webp_lossy(1200, 900),
+        "jpeg-progressive-over": bombs.progressive_jpeg(2829, 2829), "jpeg-progressive-within": bombs.progressive_jpeg(900, 700),
+        "jpeg-multiscan-over": bombs.sequential_jpeg(3000, 3000, components=3, separate_scans=True),
+        "jpeg-over": bombs.sequential_jpeg(8001, 8000), "jpeg-within": bombs.sequential_jpeg(8000, 8000),
+        "jpeg-thin": bombs.sequential_jpeg(60000, 300), "jpeg-thin-at-224-only": bombs.sequential_jpeg(60000, 800),
+        "jpeg-past-guard": bombs.sequential_jpeg(12000, 11000), "jpeg-photo": jpeg_bytes(synthetic_photo(2)),
+        "mpo": bombs.mpo_bomb(900, 600), "gif": gif_bytes(), "heic": heic_header(), "text": b"not a photo\n" * 10,
+    }
+    cases = []
+    for name, data in photos.items():
+        for size in (224, 96):
+            try:
+                preprocess(data, size, label=PHOTO)
+                refusal = None
+            except ImageError as err:
+                refusal = str(err)
+            cases.append({"name": name, "size": size, "header": b64bytes(data[:HEADER_BYTES]), "refusal": refusal})
+    return cases
+
+
+def _webp_lossy(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    synthetic_photo(3, (width, height)).save(buffer, "WEBP", quality=80)
+    return buffer.getvalue()
+
+
+def b64bytes(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def write(path: Path, seed: int = 5) -> Path:
     rng = np.random.default_rng(seed)
     images = test_images(rng)
@@ -144,6 +198,8 @@ def write(path: Path, seed: int = 5) -> Path:
         "answer": {"unassessed": answer.UNASSESSED, "doctor_reasons": list(answer.DOCTOR_REASONS),
                    "with_output_only": list(answer.WITH_OUTPUT_ONLY), "statuses": list(answer.STATUSES),
                    "output_keys": {status: answer.json_name("predictions", status) for status in answer.STATUSES}},
+        "photo_limits": photo_limits(PIXEL_LIMITS),
+        "photo_refusals": photo_refusal_cases(),
     }
     path.write_text(json.dumps(fixture))
     return path

@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from PIL import Image, ImageDraw, ImageFilter
 REPO = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT_S = 300  # a hang guard, generous: a loaded machine is slow, not broken
 URL_LINE = re.compile(r"serving at (https?://\S+)")
+KIOSK_LINE = re.compile(r"Kiosk page \(this machine only\) at (http://\S+)")
+READY_LINE = "Ctrl-C stops."  # the last line python -m pwa prints before serving
 MB = 1024 * 1024
 # Debian's chromium package: /usr/bin/chromium is a wrapper script around this binary.
 CHROMIUM_FALLBACK = Path("/usr/lib/chromium/chromium")
@@ -89,11 +92,11 @@ def png_bytes(image: Image.Image, **save_kwargs) -> bytes:
 
 
 class Server:
-    """A `python -m pwa` subprocess; base_url is what it printed."""
+    """A `python -m pwa` subprocess; base_url (and kiosk_url, with --camera) is what it printed."""
 
-    def __init__(self, process: subprocess.Popen, base_url: str, stderr_path: Path):
+    def __init__(self, process: subprocess.Popen, urls: tuple[str, str | None], stderr_path: Path):
         self.process = process
-        self.base_url = base_url
+        self.base_url, self.kiosk_url = urls
         self.stderr_path = stderr_path
 
     def stderr(self) -> str:
@@ -107,13 +110,15 @@ def _read_lines(stream, lines: queue.Queue) -> None:
 
 
 @contextlib.contextmanager
-def running_server(bundle: Path, tmp_path: Path, *extra_args: str) -> Iterator[Server]:
-    """Start `python -m pwa --bundle BUNDLE --port 0 ...` and yield once it prints its URL.
+def running_server(bundle: Path, tmp_path: Path, *extra_args: str, prefix: tuple[str, ...] = ()) -> Iterator[Server]:
+    """Start `python -m pwa --bundle BUNDLE --port 0 --kiosk-port 0 ...` and yield once it prints
+    its URLs. `prefix` runs it under another command (e.g. prlimit).
 
     Port 0 lets the OS pick a free port, so there is no race for one; the server prints it.
     """
     stderr_path = tmp_path / "server-stderr.txt"
-    command = [sys.executable, "-m", "pwa", "--bundle", str(bundle), "--port", "0", *extra_args]
+    command = [*prefix, sys.executable, "-m", "pwa", "--bundle", str(bundle), "--port", "0", "--kiosk-port", "0",
+               *extra_args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(stderr_path, "w") as stderr:
         process = subprocess.Popen(
@@ -122,8 +127,8 @@ def running_server(bundle: Path, tmp_path: Path, *extra_args: str) -> Iterator[S
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
     try:
-        base_url = _wait_for_url(lines, process, stderr_path)
-        yield Server(process, base_url, stderr_path)
+        urls = _wait_for_urls(lines, process, stderr_path)
+        yield Server(process, urls, stderr_path)
     finally:
         process.terminate()
         try:
@@ -134,7 +139,9 @@ def running_server(bundle: Path, tmp_path: Path, *extra_args: str) -> Iterator[S
         process.stdout.close()
 
 
-def _wait_for_url(lines: queue.Queue, process: subprocess.Popen, stderr_path: Path) -> str:
+def _wait_for_urls(lines: queue.Queue, process: subprocess.Popen, stderr_path: Path) -> tuple[str, str | None]:
+    """(the first URL it serves at, the kiosk's URL or None), once the server says it serves."""
+    base_url = kiosk_url = None
     while True:
         try:
             line = lines.get(timeout=SERVER_START_TIMEOUT_S)
@@ -145,9 +152,11 @@ def _wait_for_url(lines: queue.Queue, process: subprocess.Popen, stderr_path: Pa
             raise AssertionError(
                 f"server exited with {process.returncode}: {stderr_path.read_text(errors='replace')}"
             )
-        match = URL_LINE.search(line)
-        if match:
-            return match.group(1).rstrip("/")
+        served, kiosk = URL_LINE.search(line), KIOSK_LINE.search(line)
+        base_url = base_url or (served and served.group(1).rstrip("/"))
+        kiosk_url = kiosk_url or (kiosk and kiosk.group(1).rstrip("/"))
+        if READY_LINE in line:
+            return base_url, kiosk_url
 
 
 def http(method: str, url: str, data: bytes | None = None, content_type: str | None = None, context=None):
@@ -188,6 +197,41 @@ def post_streamed(url: str, chunks: Iterable[bytes], length: int, content_type: 
             connection.send(chunk)
         response = connection.getresponse()
         return response.status, response.headers, response.read()
+
+
+@contextlib.contextmanager
+def tcp_forwarder(target: tuple[str, int]) -> Iterator[str]:
+    """A plain TCP forwarder on 127.0.0.1 to `target`, as an SSH or socat tunnel is: it adds no
+    header, so the server sees a loopback peer and the client's own request. Yields its base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def forward(client: socket.socket) -> None:
+        with client, socket.create_connection(target) as upstream:
+            back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
+            back.start()
+            pipe(client, upstream)
+            back.join()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                client, _ = listener.accept()
+                threading.Thread(target=forward, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
 
 
 def zeros(total: int, chunk: int = 256 * 1024) -> Iterator[bytes]:

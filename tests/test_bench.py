@@ -159,6 +159,8 @@ def test_edge_data_accepts_the_isic_2018_layout(repo_root, random_bundle, small_
     (["serving", "{bundle}", "--clients", "0"], "error: argument --clients: must be >= 1, got 0"),
     (["serving", "{bundle}", "--requests", "-3"], "error: argument --requests: must be >= 1, got -3"),
     (["training", "--data", "{tmp}", "--images", "x"], "error: argument --images: expected an integer, got 'x'"),
+    (["hostile", "{bundle}", "--seconds", "0"], "error: argument --seconds: must be >= 1, got 0"),
+    (["hostile", "{bundle}", "--repo", "{tmp}"], "error: {tmp} is not a LesionLite checkout (no pwa/__main__.py)"),
 ])
 def test_bad_options_answer_in_one_line_and_exit_2(args, message, repo_root, random_bundle, tmp_path):
     filled = [a.format(bundle=random_bundle, tmp=tmp_path) for a in args]

@@ -31,9 +31,9 @@ KIOSK_DESKTOP = PI / "lesionlite-kiosk.desktop"
 INSTALLER = PI / "install.sh"
 SERVER_COMMAND = (
     "/opt/lesionlite/.venv/bin/python -m pwa --bundle /opt/lesionlite/bundle "
-    "--host 0.0.0.0 --port 8000 --camera auto"
+    "--host 0.0.0.0 --port 8000 --camera auto --kiosk-port 8001"
 )
-KIOSK_URL = "http://localhost:8000/"
+KIOSK_URL = "http://localhost:8001/"  # the kiosk's own listener, the only one with the camera
 EMULATION_TIMEOUT = 600
 
 
@@ -139,7 +139,7 @@ def test_kiosk_unit_passes_systemd_analyze_verify(tmp_path):
 def test_kiosk_waits_for_the_server_and_opens_it():
     (pre,) = unit_values(KIOSK_UNIT, "ExecStartPre")
     assert pre.startswith("/usr/bin/curl ") and pre.endswith(" " + KIOSK_URL), pre
-    assert "--port 8000" in SERVER_COMMAND
+    assert "--port 8000" in SERVER_COMMAND and "--kiosk-port 8001" in SERVER_COMMAND
     (start,) = unit_values(KIOSK_UNIT, "ExecStart")
     assert "--kiosk" in start and start.endswith(f"--app={KIOSK_URL}'"), start
     assert unit_values(KIOSK_UNIT, "Restart") in (["always"], ["on-failure"])

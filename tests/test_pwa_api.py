@@ -8,15 +8,19 @@ import hashlib
 import io
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench.bombs import png_bomb
 from edge import Classifier
+from edge import preprocess as edge_preprocess
 from edge.labels import DISCLAIMER
-from pwa import api, create_app
+from edge.preprocess import PixelLimits
+from pwa import api, create_app, decoding
 from tests.pwa_helpers import (
     MB,
     assert_fits,
@@ -239,9 +243,9 @@ BAD_UPLOADS = [
     pytest.param(lambda photo: _body(photo + b"\0" * (20 * MB), "image/jpeg"), 413, OVER_20_MB, id="over-20-mb"),
     pytest.param(lambda photo: multipart(b"\0" * (21 * MB)), 413, OVER_20_MB, id="over-20-mb-multipart"),
     pytest.param(
-        lambda photo: _body(png_header_only(9000, 8000), "image/png"),
+        lambda photo: _body(png_header_only(3000, 2000), "image/png"),
         413,
-        "The photo is 9000x8000 pixels, over the limit of 64,000,000: send a smaller photo.",
+        "The photo is 3000x2000 pixels, over the limit of 5,000,000 for a PNG: send a smaller photo.",
         id="over-pixel-limit",
     ),
     pytest.param(
@@ -284,12 +288,66 @@ def test_too_large_body_is_a_json_413_on_any_path(client, path):
 
 
 def test_pixel_limit_is_configurable(random_bundle, photo):
-    client = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "MAX_PIXELS": 100_000}).test_client()
+    limits = PixelLimits(jpeg=100_000)
+    client = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "PIXEL_LIMITS": limits}).test_client()
     response = predict(client, photo)
     assert response.status_code == 413
     assert response.get_json() == {
-        "error": "The photo is 600x450 pixels, over the limit of 100,000: send a smaller photo."
+        "error": "The photo is 600x450 pixels, over the limit of 100,000 for a JPEG: send a smaller photo."
     }
+
+
+def test_a_photo_that_finds_every_decode_slot_busy_gets_a_503_with_retry_after(random_bundle, photo):
+    app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "DECODE_SLOTS": 1, "DECODE_WAIT_S": 0})
+    with decoding.slots_of(app).slot():  # another photo is being decoded
+        response = predict(app.test_client(), photo)
+    assert (response.status_code, response.get_json()) == (
+        503, {"error": "The server is busy with other photos (1 at a time): try again in 5 s."})
+    assert response.headers["Retry-After"] == "5"
+    assert predict(app.test_client(), photo).status_code == 200  # the slot was given back
+
+
+def test_no_more_photos_are_decoded_at_once_than_there_are_slots(random_bundle, photo, monkeypatch):
+    # Six photos arrive; every decode that starts waits until all six have arrived. Without the
+    # slots all six would then be decoding at once; with two slots, never more than two.
+    app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "DECODE_SLOTS": 2, "DECODE_WAIT_S": 60})
+    arrived, inside, most = threading.Semaphore(0), [0], [0]
+    all_arrived, lock = threading.Event(), threading.Lock()
+    real_bytes, real_decode = api.uploaded_bytes, edge_preprocess.decode_for_model
+
+    def arriving():
+        data = real_bytes()
+        arrived.release()
+        return data
+
+    def decoding_slowly(*args, **kwargs):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        all_arrived.wait(60)
+        with lock:
+            inside[0] -= 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(api, "uploaded_bytes", arriving)
+    monkeypatch.setattr(edge_preprocess, "decode_for_model", decoding_slowly)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = [pool.submit(lambda: predict(app.test_client(), photo).status_code) for _ in range(6)]
+        for _ in range(6):
+            assert arrived.acquire(timeout=60)
+        all_arrived.set()
+        assert [answer.result() for answer in answers] == [200] * 6
+    assert most[0] == 2
+
+
+def test_a_heavy_photo_never_makes_a_light_one_wait(random_bundle, photo):
+    app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "DECODE_SLOTS": 1, "DECODE_WAIT_S": 0})
+    heavy = png_bomb(2236, 2236, "LA")  # allowed, and ~65 MB to decode
+    with decoding.slots_of(app).slot(64 * MB):  # another heavy photo is being decoded
+        assert predict(app.test_client(), photo).status_code == 200
+        busy = predict(app.test_client(), heavy, "image/png")
+        assert (busy.status_code, busy.headers["Retry-After"]) == (503, "5")
+    assert predict(app.test_client(), heavy, "image/png").status_code == 200
 
 
 def test_internal_errors_are_json_without_details(random_bundle, photo, monkeypatch):

@@ -1,15 +1,16 @@
 """The server camera's API and the kiosk page through Flask's test client, with an in-memory camera.
 
-Who counts as "this machine": the test client sets REMOTE_ADDR as a WSGI server would from the
-peer address, so environ_base={"REMOTE_ADDR": "192.168.1.20"} is exactly what cheroot passes for
-a phone on the LAN. A real second address cannot be used here: every address a test may reach
-on this machine is loopback (127.0.0.0/8 all is, 127.0.0.2 included), which is correctly local.
+The camera's routes are the kiosk app's alone (pwa.create_kiosk_app, served on 127.0.0.1 only);
+the app phones reach never has them. The test client sends Host: localhost, as the kiosk's
+browser does; the requests a rebinding page, a forwarder or another site would send are built
+by hand (tests/test_pwa_camera_server.py sends them to the real listeners).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import threading
 import time
 
 import numpy as np
@@ -20,11 +21,11 @@ from edge import Classifier
 from edge.cameras import Camera
 from edge.errors import CameraError
 from edge.labels import DISCLAIMER
-from pwa import camera_api, create_app, live
+from pwa import camera_api, create_app, create_kiosk_app, kiosk, live
 from tests.camera_helpers import rgb_frame, wait_until
 from tests.pwa_helpers import assert_fits, model_output, schema_validator, synthetic_photo
 
-PHONE = {"REMOTE_ADDR": "192.168.1.20"}
+CAMERA_ROUTES = (("GET", "/api/camera"), ("GET", "/api/camera/preview"), ("POST", "/api/camera/capture"))
 MALIGNANT_WARNINGS = ["malignant_class", "melanoma_risk", "low_confidence"]
 
 
@@ -58,8 +59,14 @@ def camera(frame):
 
 
 @pytest.fixture
-def app(random_bundle, camera):
-    app = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "CAMERA": camera, "KIOSK_IDLE_S": 45})
+def phone_app(random_bundle, camera):
+    return create_app({"TESTING": True, "BUNDLE": str(random_bundle), "CAMERA": camera, "KIOSK_IDLE_S": 45})
+
+
+@pytest.fixture
+def app(phone_app):
+    """The kiosk's app, built as python -m pwa --camera builds it."""
+    app = create_kiosk_app(phone_app)
     yield app
     camera_api.close(app)
 
@@ -70,12 +77,24 @@ def client(app):
 
 
 def test_without_camera_every_camera_route_is_a_json_404(random_bundle):
-    client = create_app({"TESTING": True, "BUNDLE": str(random_bundle)}).test_client()
+    kiosk_app = create_kiosk_app(create_app({"TESTING": True, "BUNDLE": str(random_bundle)}))
+    client = kiosk_app.test_client()
     message = "This server has no camera: start it with python -m pwa --camera auto (or a device)."
-    for method, path in (("GET", "/api/camera"), ("GET", "/api/camera/preview"), ("POST", "/api/camera/capture")):
+    for method, path in CAMERA_ROUTES:
         response = client.open(path, method=method)
         assert (response.status_code, response.get_json()) == (404, {"error": message}), path
     assert b'src="/static/js/app.js"' in client.get("/").data  # the ordinary page
+
+
+def test_the_phones_app_never_has_the_camera_routes(phone_app, camera):
+    client = phone_app.test_client()
+    for method, path in CAMERA_ROUTES:
+        response = client.open(path, method=method)  # from loopback, with the kiosk's own Host
+        assert (response.status_code, response.get_json()) == (
+            404, {"error": f"No API endpoint {path}: see /api/openapi.json."}), path
+    assert not {rule.rule for rule in phone_app.url_map.iter_rules()} & {path for _, path in CAMERA_ROUTES}
+    assert b'src="/static/js/app.js"' in client.get("/").data
+    assert camera_api.LIVE_KEY not in phone_app.extensions  # the phone app never opened the camera
 
 
 def test_capture_answers_like_predict_for_the_current_frame(client, random_bundle, frame):
@@ -100,11 +119,10 @@ def test_capture_answers_like_predict_for_the_current_frame(client, random_bundl
     assert response.headers["Cache-Control"] == "no-store"
 
 
-
 def test_a_melanoma_frame_is_captured_with_the_doctors_reasons(melanoma_bundle, melanoma_photos):
     frame = rgb_frame(Image.open(melanoma_photos["ok"]))
-    app = create_app({"TESTING": True, "BUNDLE": str(melanoma_bundle), "VARIANT": "float32",
-                      "CAMERA": MemoryCamera(frame)})
+    app = create_kiosk_app(create_app({"TESTING": True, "BUNDLE": str(melanoma_bundle), "VARIANT": "float32",
+                                       "CAMERA": MemoryCamera(frame)}))
     try:
         client = app.test_client()
         body = client.post("/api/camera/capture").get_json()
@@ -114,28 +132,37 @@ def test_a_melanoma_frame_is_captured_with_the_doctors_reasons(melanoma_bundle, 
     finally:
         camera_api.close(app)
 
-def test_another_machine_is_refused_unless_allowed(client, random_bundle, camera):
-    for method, path in (("GET", "/api/camera"), ("GET", "/api/camera/preview"), ("POST", "/api/camera/capture")):
-        response = client.open(path, method=method, environ_base=PHONE)
-        assert response.status_code == 403, path
-        assert response.get_json() == {"error": camera_api.NOT_LOCAL}
-    # Through a reverse proxy the peer is loopback, but the client is not this machine.
-    proxied = client.post("/api/camera/capture", headers={"X-Forwarded-For": "192.168.1.20"})
-    assert proxied.status_code == 403
-    assert client.get("/api/camera", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
-    assert client.get("/api/camera", environ_base={"REMOTE_ADDR": "127.0.0.2"}).status_code == 200
-    shared = create_app({"TESTING": True, "BUNDLE": str(random_bundle), "CAMERA": camera, "CAMERA_ALLOW_REMOTE": True})
-    try:
-        assert shared.test_client().post("/api/camera/capture", environ_base=PHONE).status_code == 200
-    finally:
-        camera_api.close(shared)
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Host": "attacker.example:8001"}, id="rebound-name"),
+        pytest.param({"Host": "localhost.attacker.example"}, id="lookalike-name"),
+        pytest.param({"Host": "192.168.1.20:8001"}, id="lan-address"),
+        pytest.param({"X-Forwarded-For": "192.168.1.20"}, id="x-forwarded-for"),
+        pytest.param({"Forwarded": "for=192.168.1.20"}, id="forwarded"),
+        pytest.param({"X-Real-IP": "192.168.1.20"}, id="x-real-ip"),
+        pytest.param({"Sec-Fetch-Site": "cross-site"}, id="another-site"),
+        pytest.param({"Sec-Fetch-Site": "same-site"}, id="the-phones-listener"),
+    ],
+)
+def test_the_kiosk_listener_refuses_all_but_the_kiosks_browser(client, headers):
+    for method, path in (*CAMERA_ROUTES, ("GET", "/"), ("POST", "/api/predict")):
+        response = client.open(path, method=method, headers=headers)
+        assert (response.status_code, response.get_json()) == (403, {"error": kiosk.NOT_KIOSK}), path
 
 
-def test_the_kiosk_page_is_for_this_machine_and_phones_keep_the_ordinary_page(client):
-    kiosk = client.get("/").get_data(as_text=True)
-    assert 'src="/static/js/kiosk.js"' in kiosk and 'data-idle-seconds="45"' in kiosk
-    assert DISCLAIMER in kiosk and "app.js" not in kiosk
-    phone = client.get("/", environ_base=PHONE).get_data(as_text=True)
+@pytest.mark.parametrize("host", ["localhost:8001", "127.0.0.1:8001", "[::1]:8001", "LOCALHOST"])
+def test_the_kiosk_listener_answers_the_machines_own_names(client, host):
+    headers = {"Host": host, "Sec-Fetch-Site": "same-origin"}
+    assert client.get("/api/camera", headers=headers).status_code == 200
+
+
+def test_the_kiosk_page_is_the_kiosk_listeners_and_phones_keep_the_ordinary_page(client, phone_app):
+    kiosk_page = client.get("/").get_data(as_text=True)
+    assert 'src="/static/js/kiosk.js"' in kiosk_page and 'data-idle-seconds="45"' in kiosk_page
+    assert DISCLAIMER in kiosk_page and "app.js" not in kiosk_page
+    phone = phone_app.test_client().get("/").get_data(as_text=True)
     assert 'src="/static/js/app.js"' in phone and "kiosk.js" not in phone
 
 
@@ -183,9 +210,9 @@ def test_preview_is_an_mjpeg_stream_of_the_centre_square(client, app):
 def test_previews_are_limited_and_a_failing_camera_is_a_json_503(client, camera):
     streams = [client.get("/api/camera/preview") for _ in range(live.MAX_VIEWERS)]
     for stream in streams:
-        read_parts(stream, 1)  # the generator runs: the viewer counts
+        read_parts(stream, 1)
     refused = client.get("/api/camera/preview")
-    assert (refused.status_code, refused.get_json()) == (503, {"error": camera_api.TOO_MANY_VIEWERS})
+    assert (refused.status_code, refused.get_json()) == (503, {"error": live.TOO_MANY_VIEWERS})
     for stream in streams:
         stream.close()
     camera.fail = True
@@ -197,8 +224,43 @@ def test_previews_are_limited_and_a_failing_camera_is_a_json_503(client, camera)
     assert client.get("/api/camera").get_json()["error"] == "camera 0 returned no frame"
 
 
+def test_viewers_arriving_together_are_counted_before_any_passes(app):
+    # Twelve requests pass the barrier at once: the check and the count are one step, so exactly
+    # MAX_VIEWERS streams open (checked first and counted later, all twelve would).
+    camera = app.extensions[camera_api.LIVE_KEY]
+    barrier = threading.Barrier(12)
+    opened, refused = [], []
+
+    def ask() -> None:
+        barrier.wait()
+        try:
+            opened.append(camera.open_preview())
+        except live.PreviewsFullError:
+            refused.append(True)
+
+    threads = [threading.Thread(target=ask) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(opened), len(refused), camera.viewers) == (live.MAX_VIEWERS, 12 - live.MAX_VIEWERS, live.MAX_VIEWERS)
+    for preview in opened:
+        preview.close()
+        preview.close()  # the server may close twice: counted once
+    assert camera.viewers == 0
+
+
+def test_a_stream_closed_before_its_first_part_is_no_longer_a_viewer(app):
+    camera = app.extensions[camera_api.LIVE_KEY]
+    preview = camera.open_preview()  # a client that leaves before the server sends anything
+    assert camera.viewers == 1
+    preview.close()
+    assert camera.viewers == 0
+
+
 def test_closing_ends_the_stream_and_releases_the_camera(app, camera):
-    stream = app.extensions[camera_api.LIVE_KEY].mjpeg()
+    preview = app.extensions[camera_api.LIVE_KEY].open_preview()
+    stream = iter(preview)
     assert next(stream).startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ")
     camera_api.close(app)
     assert len(list(stream)) <= 1  # at most the part already on its way; waking a waiting reader: tests/test_pwa_live.py

@@ -1,5 +1,5 @@
 """The front end's pure functions (pwa/static/js/: logic.js, preprocess.js, honesty.js,
-integrity.js), tested where they run: node's own test runner on tests/js/*.test.mjs. This test
+integrity.js, photo-limits.js), tested where they run: node's own test runner on tests/js/*.test.mjs. This test
 makes them part of pytest (and so of `make test`), with the Python implementation's expected
 values written to a fixture file first (tests/js_fixtures.py), so none of them may skip."""
 
@@ -23,7 +23,7 @@ def test_node_unit_tests_of_the_front_end_pass(tmp_path):
     if node is None:
         pytest.skip("node (20 or newer) is needed for the front end's unit tests")
     files = sorted(str(p.relative_to(REPO)) for p in JS_TESTS.glob("*.test.mjs"))
-    assert len(files) >= 4, f"expected the logic, preprocess, honesty and integrity tests, found {files}"
+    assert len(files) >= 5, f"expected the logic, preprocess, honesty, integrity and photo-limits tests, found {files}"
     fixture = js_fixtures.write(tmp_path / "expected.json")
     env = {**os.environ, "LESIONLITE_JS_FIXTURE": str(fixture)}
     result = subprocess.run([node, "--test", *files], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)

@@ -47,14 +47,14 @@ def browser():
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(chromium),
-                                     args=["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+                                     args=["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"])
         yield browser
         browser.close()
 
 
 def kiosk_page(browser, server, size):
     width, height = size
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, base_url=server.base_url)
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, base_url=server.kiosk_url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.goto("/")
@@ -90,7 +90,7 @@ def test_kiosk_fits_the_display_and_shows_the_frames_result(browser, server, ran
     classifier = Classifier(random_bundle)
     expected = classifier.classify_array(classifier.preprocess(frame))
     top = expected.predictions[0]
-    status, _, body = http("POST", f"{server.base_url}/api/camera/capture")  # what the page was told
+    status, _, body = http("POST", f"{server.kiosk_url}/api/camera/capture")  # what the page was told
     answer = json.loads(body)
     assert status == 200 and model_output(answer)[0] == top.to_dict() and answer["status"] == expected.status
     assert page.locator("#kiosk-status").inner_text() == STATUS_LABELS[answer["status"]]

@@ -75,7 +75,8 @@ def on_device_answers(page, paths) -> list[dict]:
         const answers = [];
         for (const photo of photos) {{
             const blob = new Blob([Uint8Array.from(atob(photo), (c) => c.charCodeAt(0))], {{type: 'image/jpeg'}});
-            answers.push({{...await engine.classify(blob), pixels: b64(await pixelsFromBlob(blob, engine.size))}});
+            const pixels = await pixelsFromBlob(blob, engine.size, engine.photoLimits);
+            answers.push({{...await engine.classify(blob), pixels: b64(pixels)}});
         }}
         return answers;
     }}""", [b64(p.read_bytes()) for p in paths])

@@ -120,8 +120,8 @@ def test_service_worker_precaches_every_shell_file(client):
                if not p.name.endswith(".test.mjs") and p.name != "sw.js" and "vendor" not in p.parts
                and not p.name.startswith("kiosk")}
     assert scripts == {f"/static/js/{name}.js" for name in
-                       ("app", "logic", "answer", "onphone", "ondevice", "preprocess", "decode", "honesty", "integrity",
-                        "request")}
+                       ("app", "logic", "answer", "onphone", "ondevice", "preprocess", "decode", "photo-limits", "honesty",
+                        "integrity", "request")}
     assert not [path for path in listed if "/vendor/" in path or path.startswith("/bundle/")]  # cached on use
     assert scripts | {"/", "/offline.html", "/static/styles.css", "/manifest.webmanifest"} <= listed
 

@@ -1,15 +1,19 @@
 """The real `python -m pwa` server (cheroot) in a subprocess: HTTP and HTTPS, the JSON 413 a client
-still sending can read, the bundle's default variant, and the command's errors."""
+still sending can read, slow clients let go at the request's deadline, the bundle's default
+variant, and the command's errors."""
 
 from __future__ import annotations
 
 import io
 import json
+import select
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import threading
+import urllib.parse
 
 import pytest
 from PIL import Image
@@ -17,6 +21,7 @@ from PIL import Image
 from edge.labels import DISCLAIMER
 from pwa import create_app, oversize
 from pwa.__main__ import parse_args
+from pwa.server import ReadDeadline, RequestTooSlowError
 from tests.pwa_helpers import (
     MB,
     REPO,
@@ -145,6 +150,98 @@ def test_python_m_pwa_with_a_bad_option_exits_2_with_one_line(random_bundle, arg
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-upload-mb", "-1"], "argument --max-upload-mb: must be > 0, got -1"),
+        (["--max-upload-mb", "0"], "argument --max-upload-mb: must be > 0, got 0"),
+        (["--max-upload-mb", "nan"], "argument --max-upload-mb: expected a finite number, got 'nan'"),
+        (["--max-upload-mb", "inf"], "argument --max-upload-mb: expected a finite number, got 'inf'"),
+        (["--max-upload-mb", "20MB"], "argument --max-upload-mb: expected a number, got '20MB'"),
+        (["--port", "70000"], "argument --port: must be a port from 0 to 65535, got 70000"),
+        (["--port", "-1"], "argument --port: must be a port from 0 to 65535, got -1"),
+        (["--kiosk-port", "65536"], "argument --kiosk-port: must be a port from 0 to 65535, got 65536"),
+        (["--threads", "0"], "argument --threads: must be >= 1, got 0"),
+        (["--threads", "2.5"], "argument --threads: expected an integer, got '2.5'"),
+        (["--kiosk-idle", "-5"], "argument --kiosk-idle: must be >= 0 seconds, got -5"),
+        (["--request-timeout", "0"], "argument --request-timeout: must be > 0, got 0"),
+        (["--port", "8000", "--camera", "auto", "--kiosk-port", "8000"],
+         "--kiosk-port must differ from --port (both 8000)"),
+        (["--cert", "a.pem"], "--cert and --key go together"),
+    ],
+)
+def test_every_numeric_option_is_checked_at_start_up_in_one_line(args, message):
+    # Refused before the bundle is read: parse_args raises the UsageError run_cli prints.
+    command = [sys.executable, "-m", "pwa", "--bundle", "/nonexistent/bundle", *args]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
+
+
+def test_the_read_deadline_bounds_every_read_and_leaves_writes_alone():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        deadline = ReadDeadline(ours, timeout_s=7)
+        ours.settimeout(7)
+        theirs.sendall(b"abc")
+        buffer = bytearray(8)
+        assert deadline.recv_into(buffer) == 3  # no deadline set: an ordinary read
+        deadline.start(0)  # a deadline already passed: the next read is refused without waiting
+        theirs.sendall(b"d")
+        with pytest.raises(RequestTooSlowError) as caught:
+            deadline.recv_into(buffer)
+        assert caught.value.args == ("timed out",)  # the words cheroot answers 408 for
+        assert deadline.recv_into(buffer) == 0  # then the body has ended, for whoever reads on
+        deadline.start(60)  # the next request on the connection
+        assert deadline.recv_into(buffer) == 1
+        assert ours.gettimeout() == 7  # what the server's writes use
+
+
+class Trickler(threading.Thread):
+    """A client that connects, sends `head` at once (if any), then one byte of `rest` every
+    `pause` seconds; `cut_off` tells whether the server closed before it had sent everything."""
+
+    def __init__(self, base_url: str, head: bytes, rest: bytes, pause: float = 0.3):
+        super().__init__(daemon=True)
+        parts = urllib.parse.urlsplit(base_url)
+        self.address, self.head, self.rest, self.pause = (parts.hostname, parts.port), head, rest, pause
+        self.cut_off, self.answer = False, b""
+
+    def run(self) -> None:
+        with socket.create_connection(self.address, timeout=30) as sock:
+            try:
+                sock.sendall(self.head)
+                for i in range(len(self.rest)):
+                    sock.sendall(self.rest[i:i + 1])
+                    if select.select([sock], [], [], self.pause)[0]:  # the server answered, or closed
+                        self.cut_off = i < len(self.rest) - 1
+                        while chunk := sock.recv(65536):  # the whole answer, until it closes
+                            self.answer += chunk
+                        return
+            except OSError:  # reset while sending: it stopped reading us
+                self.cut_off = True
+
+
+def test_slow_clients_are_let_go_at_the_deadline_and_others_are_served(random_bundle, tmp_path, photo):
+    with running_server(random_bundle, tmp_path, "--request-timeout", "2") as server:
+        slow_head = Trickler(server.base_url, b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: 1\r\n" * 40)
+        body_head = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 900\r\n\r\n"
+        slow_body = Trickler(server.base_url, body_head + photo[:100], photo[100:900])
+        # Eight at once hold every thread of the phones' listener until their deadline.
+        crowd = [Trickler(server.base_url, b"", b"GET /healthz HTTP/1.1\r\n" + b"X: y\r\n" * 60) for _ in range(8)]
+        for client in [slow_head, slow_body, *crowd]:
+            client.start()
+        assert post_photo(server.base_url, photo)[0] == 200  # served once a deadline freed a thread
+        for client in [slow_head, slow_body, *crowd]:
+            client.join(timeout=60)
+        assert all(client.cut_off for client in [slow_head, slow_body, *crowd])
+        assert slow_head.answer.startswith(b"HTTP/1.1 408 ")  # cheroot's, while reading the head
+        status_line, _, rest = slow_body.answer.partition(b"\r\n")
+        assert status_line.split()[:2] == [b"HTTP/1.1", b"408"]
+        assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+            "error": "The upload did not arrive within 2 s: send the photo again from nearer the Wi-Fi."}
+        assert "Traceback" not in server.stderr()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ PREFIX=/opt/lesionlite
 SERVICE_USER=lesionlite
 PORT=8000
 URL=http://localhost:$PORT/
+KIOSK_URL=http://localhost:8001/   # the kiosk's own listener (127.0.0.1 only, with the camera)
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$SRC/edge/pi
 
@@ -26,8 +27,9 @@ usage: sudo $0 BUNDLE_DIR [--no-kiosk]
 
 Installs the repository to $PREFIX, a venv with requirements/edge.txt only (never TensorFlow),
 the system user '$SERVICE_USER' (in the group video, for the camera), lesionlite.service (the PWA
-on port $PORT, with the server's camera) and, for the desktop, lesionlite-kiosk.service + its XDG
-autostart entry (Chromium full screen at $URL). With a Camera Module attached it installs
+for phones on port $PORT; the server's camera only on the kiosk's own listener, $KIOSK_URL)
+and, for the desktop, lesionlite-kiosk.service + its XDG autostart entry (Chromium full screen at
+$KIOSK_URL). With a Camera Module attached it installs
 python3-picamera2 if missing and lets the venv import it.
 EOF
 }

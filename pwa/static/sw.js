@@ -20,6 +20,7 @@ const SHELL = [
   "/static/js/ondevice.js",
   "/static/js/preprocess.js",
   "/static/js/decode.js",
+  "/static/js/photo-limits.js",
   "/static/js/honesty.js",
   "/static/js/integrity.js",
   "/static/js/request.js",

@@ -5,8 +5,15 @@
 // The draft decode: WebCodecs' ImageDecoder given the draft's size decodes in the DCT at that
 // scale, and in Chromium the result equals Pillow's byte for byte (both are libjpeg-turbo;
 // tests/test_pwa_ondevice_parity.py). Elsewhere preprocess.js's block average stands in.
+//
+// Before any of that, the photo's header is checked against the server's limits
+// (photo-limits.js): a photo the server would refuse is refused here, before it is decoded.
 
+import { photoHeader, photoRefusal } from "./photo-limits.js";
 import { draftScale, isJpeg, jpegSize, rgbaToRgb, toModelInput } from "./preprocess.js";
+
+// A photo refused before decoding; its message is the server's.
+export class PhotoRefusedError extends Error {}
 
 function readPixels(source, width, height) {
   const canvas = new OffscreenCanvas(width, height);
@@ -62,9 +69,12 @@ async function fullDecode(blob) {
   }
 }
 
-// The model input for a photo. Throws the browser's DOMException when it is not a decodable image.
-export async function pixelsFromBlob(blob, size) {
+// The model input for a photo. Throws PhotoRefusedError for a photo outside `limits` (the page
+// config's photoLimits), the browser's DOMException when it is not a decodable image.
+export async function pixelsFromBlob(blob, size, limits) {
   const bytes = new Uint8Array(await blob.arrayBuffer());
+  const refusal = photoRefusal(photoHeader(bytes), size, limits);
+  if (refusal) throw new PhotoRefusedError(refusal);
   const jpeg = isJpeg(bytes);
   const drafted = jpeg ? await draftDecode(bytes, size) : null;
   if (drafted) return toModelInput(drafted.rgb, drafted.width, drafted.height, size, false);

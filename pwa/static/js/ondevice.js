@@ -76,7 +76,7 @@ export async function startEngine(config) {
   const arrays = unpackHonesty(honestyBin.buffer.slice(honestyBin.byteOffset, honestyBin.byteOffset + honestyBin.byteLength),
     honesty.arrays);
   return new Engine({ lib, compiled, manifest, variant, honesty, name: config.variant, dtype, arrays, messages: config.messages,
-    malignant: config.malignant, disclaimer: config.disclaimer, readyMs: performance.now() - started,
+    malignant: config.malignant, photoLimits: config.photoLimits, disclaimer: config.disclaimer, readyMs: performance.now() - started,
     readyAt: performance.now() });
 }
 
@@ -127,7 +127,7 @@ class Engine {
 
   async classify(blob) {
     const started = performance.now();
-    const pixels = await pixelsFromBlob(blob, this.size);
+    const pixels = await pixelsFromBlob(blob, this.size, this.photoLimits);
     return this.classifyPixels(pixels, performance.now() - started);
   }
 

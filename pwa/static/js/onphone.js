@@ -3,6 +3,7 @@
 // worker's cache and the next visit works offline; then analyse photos with it. app.js calls
 // bootOnPhone() at start and analyseOnPhone() for each photo when the phone is chosen.
 
+import { PhotoRefusedError } from "./decode.js";
 import { startEngine } from "./ondevice.js";
 
 // Long enough for the worker to precache the small app shell on a slow phone; without it the
@@ -45,6 +46,8 @@ export async function analyseOnPhone(blob, config) {
   try {
     return { ok: true, body: await ready.classify(blob) };
   } catch (err) {
+    // The server's limits, checked before decoding, in the server's words.
+    if (err instanceof PhotoRefusedError) return { ok: false, kind: "unreadable", message: err.message };
     // createImageBitmap's refusal: not an image this browser decodes (the server would refuse it too).
     if (err instanceof DOMException) return { ok: false, kind: "unreadable", message: config.imageUnreadable };
     return { ok: false, kind: "phone", message: err.message };
