@@ -14,6 +14,8 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 SHIPPED := models/ham10000-mobilenetv2
 DEMO_DATA := demo-data
 DEMO_RUN := runs/demo
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8000
 # The on-device runtime the PWA self-hosts (LiteRT.js, bundled with esbuild from pinned npm packages).
 WEB := pwa/web
 VENDOR := pwa/static/vendor
@@ -83,8 +85,8 @@ $(SERVE_STAMP): requirements/edge.txt requirements/constraints.txt
 	touch $@
 
 demo: $(SERVE_STAMP) web
-	@echo "Serving LesionLite's shipped model ($(SHIPPED), int8): open http://127.0.0.1:8000 ; Ctrl-C stops it."
-	$(SERVE_PY) -m pwa --host 127.0.0.1 --port 8000
+	@echo "Serving LesionLite's shipped model ($(SHIPPED), int8) from $(SERVE_VENV) (no TensorFlow)."
+	$(SERVE_PY) -m pwa --bundle $(SHIPPED) --host $(DEMO_HOST) --port $(DEMO_PORT)
 
 demo-pipeline: bench
 	@echo "Serving the synthetic demo model (not for real photos: it has never seen a real lesion): open http://127.0.0.1:8000 ; Ctrl-C stops it."

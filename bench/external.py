@@ -30,9 +30,10 @@ import numpy as np
 from tqdm import tqdm
 
 from bench import BenchError, external_data, external_report, positive_int
+from bench.photos import darker_skin
 from edge.classifier import Classifier
 from edge.manifest import Manifest
-from edge.preprocess import preprocess
+from edge.preprocess import open_image, preprocess
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,17 +49,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="score only the first N images (a quick look; the figures then mean little)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--transform", choices=["none", "darker-skin"], default="none",
+                        help="darker-skin: score the photos as they would look on darker skin under the same light "
+                        "(bench/photos.py darker_skin), to check that the quality check does not refuse skin tone")
     parser.add_argument("--out", type=Path, required=True, help="folder for the report, predictions and plots")
 
 
-def _preprocessed(records, size: int, folder: Path) -> tuple[np.memmap, np.ndarray]:
+def _preprocessed(records, size: int, folder: Path, transform: str) -> tuple[np.memmap, np.ndarray]:
     """Every image preprocessed once for all variants (a file, not RAM), and each one's milliseconds."""
     pixels = np.lib.format.open_memmap(folder / "pixels.npy", mode="w+", dtype=np.uint8,
                                        shape=(len(records), size, size, 3))
     millis = np.zeros(len(records))
     for i, path in enumerate(tqdm(records["path"], desc="decoding and preprocessing", unit="img")):
         started = time.perf_counter()
-        pixels[i] = preprocess(path, size)
+        pixels[i] = preprocess(path if transform == "none" else darker_skin(open_image(path)), size)
         millis[i] = (time.perf_counter() - started) * 1000
     return pixels, millis
 
@@ -93,11 +97,13 @@ def run(args: argparse.Namespace) -> int:
     records, described = external_data.load(args.data, args.truth, args.split, codes)
     if args.limit:
         records = records.head(args.limit).reset_index(drop=True)
+    if args.transform != "none":
+        described += f", transformed: {args.transform}"
     print(f"scoring {', '.join(variants)} of {args.bundle} on {len(records)} images ({described})")
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     with tempfile.TemporaryDirectory(prefix="lesionlite-external-") as folder:
-        pixels, decode_ms = _preprocessed(records, manifest.input_size, Path(folder))
+        pixels, decode_ms = _preprocessed(records, manifest.input_size, Path(folder), args.transform)
         truth = external_report.write_truth(records, codes, args.out / "truth.csv")
         for name in variants:
             answers = _answers(Classifier(args.bundle, name, num_threads=args.threads), pixels)

@@ -95,6 +95,7 @@ def figures(records: pd.DataFrame, answers: dict, challenge: dict, decode_ms: np
         "accuracy": float((table["dx"] == table["predicted"]).mean()),
         "per_class": _per_class(table, codes), "melanoma": _melanoma(table),
         "statuses": {s: int((table["status"] == s).sum()) for s in STATUSES},
+        "reasons": pd.Series([c for r in answers["reasons"] for c in r], dtype=str).value_counts().to_dict(),
         "balanced_accuracy_of_ok_answers": (float(skm.balanced_accuracy_score(table.loc[ok, "dx"], table.loc[ok, "predicted"]))
                                             if ok.any() else float("nan")),
         "ece": expected_calibration_error(answers["probabilities"], labels),
@@ -164,6 +165,7 @@ def variant_lines(name: str, r: dict, codes: list[str], level: str) -> list[str]
              f"| melanomas told to see a doctor (end to end) | {_proportion(mel['referral_sensitivity'], level)} | |",
              f"| non-melanomas not told to (end to end) | {_proportion(mel['referral_specificity'], level)} | |",
              f"| answers ok / unsure / retake | {' / '.join(str(r['statuses'][s]) for s in STATUSES)} | |",
+             f"| reasons given | {', '.join(f'{k} {v}' for k, v in sorted(r['reasons'].items())) or 'none'} | |",
              f"| balanced accuracy of the ok answers | {_pct(r['balanced_accuracy_of_ok_answers'])} | |",
              f"| expected calibration error (15 bins) | {r['ece']:.3f} | |",
              f"| classify p50 / p90 (invoke + checks) | {r['latency_ms']['classify_p50']:.1f} / "

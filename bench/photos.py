@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
 from bench import BenchError
 
@@ -56,3 +56,26 @@ def jpeg_photos(sizes: dict[str, tuple[int, int]], source: Path | None = None) -
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:  # missing, not an image, truncated
         raise BenchError(f"cannot use {source} as the photo: {err}") from None
     return {name: jpeg_bytes(image.resize(size, Image.Resampling.BICUBIC)) for name, size in sizes.items()}
+
+
+# Darker skin under the same light: linear-light reflectance scaled per channel, red least and blue
+# most, as melanin absorbs short wavelengths more. The factors approximate the ratio of Fitzpatrick
+# V-VI to I-II skin reflectance in published diffuse-reflectance spectra (red ~0.45, green ~0.3,
+# blue ~0.28); they make a proxy for testing, not a model of any person's skin.
+DARKER_SKIN = (0.45, 0.32, 0.28)
+
+
+def _linear(srgb: np.ndarray) -> np.ndarray:
+    v = srgb / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def _srgb(linear: np.ndarray) -> np.ndarray:
+    v = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.maximum(linear, 0) ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(v * 255), 0, 255).astype(np.uint8)
+
+
+def darker_skin(image: Image.Image, factors: tuple[float, float, float] = DARKER_SKIN) -> Image.Image:
+    """The photo as it would look with darker skin under the same, good light (same exposure)."""
+    pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.float64)
+    return Image.fromarray(_srgb(_linear(pixels) * np.asarray(factors)))

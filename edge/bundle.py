@@ -12,6 +12,10 @@ from pathlib import Path
 from edge.errors import BundleError
 from edge.manifest import Variant
 
+# The model LesionLite ships (models/NAME/, with its model card): what every command runs when no
+# bundle is given.
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "ham10000-mobilenetv2"
+
 
 def sha256_hex(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()

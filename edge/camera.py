@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from edge.answer import Answer
+from edge.bundle import SHIPPED_MODEL
 from edge.cameras import BACKENDS, device_arg, open_camera
 from edge.classifier import Classifier
 from edge.errors import CameraError
@@ -32,7 +33,8 @@ UNASSESSED_HELP = ("also print the model's output for photos LesionLite cannot a
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", help="bundle folder (runs/NAME/bundle)")
+    parser.add_argument("bundle", nargs="?", default=str(SHIPPED_MODEL),
+                        help="bundle folder (runs/NAME/bundle); without one, the shipped model")
     parser.add_argument("--camera", choices=BACKENDS, default="auto",
                         help="auto: Picamera2 for an attached Camera Module, else OpenCV")
     parser.add_argument("--device", type=device_arg, default=0,

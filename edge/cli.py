@@ -1,8 +1,10 @@
 """Example usage:
+    python -m edge classify photo.jpg more_photos/            # the shipped model (models/)
     python -m edge classify runs/demo/bundle photo.jpg more_photos/ --top-k 3
     python -m edge classify runs/demo/bundle photo.jpg --variant float32 --json
     python -m edge classify runs/demo/bundle photo.jpg --show-unassessed
     python -m edge camera runs/demo/bundle --device 0 --interval 1 --frames 10
+    python -m edge camera --device 0                          # the shipped model
 
 LesionLite's edge command line: classify photos or watch a camera (benchmarks: python -m bench).
 A triage and teaching aid, never a diagnosis. Each photo's answer starts with what happened
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from edge import camera
 from edge.answer import UNASSESSED, Answer
+from edge.bundle import SHIPPED_MODEL
 from edge.classifier import Classifier
 from edge.errors import ImageError, run_cli
 from edge.labels import DISCLAIMER
@@ -48,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     classify = commands.add_parser(
         "classify", help="classify image files or folders", description=__doc__, formatter_class=formatter
     )
-    classify.add_argument("bundle", type=Path, help="bundle folder (runs/NAME/bundle)")
-    classify.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
+    classify.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                          help=f"a bundle folder (runs/NAME/bundle; without one, the shipped model {SHIPPED_MODEL.name}), "
+                               "then image files or folders of images")
     classify.add_argument("--variant", default=None, help="model variant in the bundle (default: the bundle's default_variant)")
     classify.add_argument("--top-k", type=positive_int, default=7, help="classes shown per image")
     classify.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -80,10 +84,25 @@ def image_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def bundle_and_images(paths: list[Path]) -> tuple[Path, list[Path]]:
+    """The first path is the bundle if it is a folder with a manifest, or, with more paths after it,
+    anything but an image file (a missing bundle folder is then reported as one); otherwise every path
+    is an image and the bundle is the shipped model."""
+    first, rest = paths[0], paths[1:]
+    if (first / "manifest.json").is_file():
+        return first, rest
+    if rest and not first.is_dir() and first.suffix.lower() not in IMAGE_SUFFIXES:
+        return first, rest
+    return SHIPPED_MODEL, paths
+
+
 def run_classify(args: argparse.Namespace) -> int:
-    classifier = Classifier(args.bundle, variant=args.variant, num_threads=args.threads)
+    bundle, images = bundle_and_images(args.paths)
+    if not images:
+        raise ImageError(f"no image given: python -m edge classify [BUNDLE] IMAGE... ({bundle} is the bundle)")
+    classifier = Classifier(bundle, variant=args.variant, num_threads=args.threads)
     results = []
-    for path in image_files(args.images):
+    for path in image_files(images):
         try:
             results.append((path, classifier.classify(path)))
         except ImageError as err:

@@ -23,10 +23,10 @@ from edge.manifest import HonestyInfo
 
 
 def quality_reasons(measured: dict[str, float], info: HonestyInfo) -> list[Reason]:
-    """too_dark / too_bright / blurry against the limits derived from the training images."""
+    """too_dark (the highlights) / too_bright / blurry against the limits derived from the training images."""
     limits = info.quality
     reasons = []
-    if measured["brightness"] < limits["brightness_min"]:
+    if measured["highlights"] < limits["highlights_min"]:
         reasons.append(Reason.of("too_dark"))
     if measured["brightness"] > limits["brightness_max"] or measured["clipped"] > limits["clipped_max"]:
         reasons.append(Reason.of("too_bright"))

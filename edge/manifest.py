@@ -23,7 +23,11 @@ from edge.preprocess import PREPROCESSING_DESCRIPTION, PREPROCESSING_NAME
 # 3: a second model output (pooled features) and the "honesty" section with honesty.bin.
 # 4: a quantized variant may carry its own "honesty" override (its OOD statistics and threshold
 #    and its referral threshold, fitted on its own outputs), which a runtime must apply.
-SCHEMA_VERSION = 4
+# 5: too dark is judged on the photo's highlights (honesty.quality.highlights_min, the 99th
+#    percentile of luma) instead of its mean brightness, so darker skin is not told "too dark".
+SCHEMA_VERSION = 5
+# The photo-quality limits a runtime applies (edge/honesty.py quality_reasons, js/honesty.js).
+QUALITY_LIMITS = ("highlights_min", "brightness_max", "clipped_max", "sharpness_min")
 MANIFEST_NAME = "manifest.json"
 INPUT_DTYPE = "raw RGB 0-255 (normalization to [-1, 1] is inside the model)"
 # Every variant takes exactly one image: the export fixes the input signature at batch 1
@@ -76,7 +80,7 @@ class HonestyInfo:
     arrays: dict[str, dict[str, Any]]  # name -> {"offset": bytes, "shape": [...]}
     temperature: float  # already folded into every variant's last layer
     ood: dict[str, Any]  # "score" (mahalanobis | msp | energy), "threshold", and the comparison
-    quality: dict[str, float]  # brightness_min/max, clipped_max, sharpness_min, training_pass_rate
+    quality: dict[str, float]  # highlights_min, brightness_max, clipped_max, sharpness_min, training_pass_rate
     melanoma: dict[str, Any]  # "threshold" on the melanoma probability, target and validation figures
     low_confidence_below: float  # an "ok" answer whose top probability is below this says so
 
@@ -295,7 +299,7 @@ class _Checker:
         if self.field(ood, "score", str, "honesty.ood.score") not in ("mahalanobis", "msp", "energy"):
             raise BundleError(f"{self.path}: honesty.ood.score {ood['score']!r} is not one this runtime computes "
                               "(mahalanobis, msp, energy)")
-        for key in ("brightness_min", "brightness_max", "clipped_max", "sharpness_min"):
+        for key in QUALITY_LIMITS:
             self.field(quality, key, number, f"honesty.quality.{key}")
         self.field(melanoma, "threshold", number, "honesty.melanoma.threshold")
         arrays = self.field(value, "arrays", dict, "honesty.arrays")

@@ -1,9 +1,12 @@
 """Photo quality: is this photo usable at all, before anyone asks what it shows?
 
-One function, :func:`measure`, reads three numbers off the model input (the preprocessed
+One function, :func:`measure`, reads four numbers off the model input (the preprocessed
 square, so the phone, the server and the Pi measure the very same pixels):
 
-- brightness: mean luma (ITU-R BT.601 weights), 0-255 — too dark, or too bright;
+- brightness: mean luma (ITU-R BT.601 weights), 0-255 — too bright (washed out);
+- highlights: the 99th percentile of luma — the brightest parts of the photo. Too dark is judged
+  on these, not on the mean: darker skin lowers the mean of a well-lit photo as much as a dim
+  light does, but an underexposed photo has no bright parts at all (ARCHITECTURE.md);
 - clipped: the share of pixels whose luma is at least CLIPPED_LUMA — blown-out highlights;
 - sharpness: the variance of the 4-neighbour Laplacian of luma over the variance of luma — low
   when the photo is blurred (or shows nothing at all, such as a flat wall); dividing by the
@@ -21,13 +24,15 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # A pixel this bright in every channel has lost its detail (8-bit sensors clip at 255; JPEG
 # rounding leaves clipped areas a few levels below it).
 CLIPPED_LUMA = 250.0
-MEASURES = ("brightness", "clipped", "sharpness")
+MEASURES = ("brightness", "highlights", "clipped", "sharpness")
+# The percentile of luma that stands for the photo's highlights (numpy's default linear method).
+HIGHLIGHTS_PERCENTILE = 99.0
 # Added to the luma variance so a flat image (variance 0) reads as sharpness 0, not 0/0.
 CONTRAST_FLOOR = 1.0
 
 
 def measure(pixels: np.ndarray) -> dict[str, np.ndarray | float]:
-    """Brightness, clipped share and sharpness of one HxWx3 uint8 image or of a batch NxHxWx3.
+    """Brightness, highlights, clipped share and sharpness of one HxWx3 uint8 image or of a batch NxHxWx3.
 
     Returns floats for one image, arrays of N for a batch.
     """
@@ -38,6 +43,7 @@ def measure(pixels: np.ndarray) -> dict[str, np.ndarray | float]:
                  - 4.0 * luma[:, 1:-1, 1:-1])
     values = {
         "brightness": luma.mean(axis=(1, 2)),
+        "highlights": np.percentile(luma.reshape(len(luma), -1), HIGHLIGHTS_PERCENTILE, axis=1),
         "clipped": (luma >= CLIPPED_LUMA).mean(axis=(1, 2)),
         "sharpness": laplacian.var(axis=(1, 2)) / (luma.var(axis=(1, 2)) + CONTRAST_FLOOR),
     }

@@ -1,6 +1,7 @@
 """Serve the LesionLite PWA and API with cheroot (a production WSGI server, not Flask's dev server).
 
 Example usage:
+    python -m pwa                                    # the shipped model (models/), http://127.0.0.1:8000
     python -m pwa --bundle runs/demo/bundle
     python -m pwa --bundle runs/demo/bundle --host 0.0.0.0 --port 8443 --cert kiosk.crt --key kiosk.key
     python -m pwa --bundle runs/demo/bundle --host 0.0.0.0 --camera auto --kiosk-port 8001   # a Pi kiosk
@@ -22,6 +23,7 @@ import socket
 import sys
 import threading
 
+from edge.bundle import SHIPPED_MODEL
 from edge.errors import UsageError, run_cli
 from pwa import camera_api, create_app, create_kiosk_app, live, server
 from pwa.server import build_server
@@ -48,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """
     parser = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--bundle", required=True, help="exported bundle folder (runs/NAME/bundle)")
+    parser.add_argument("--bundle", default=str(SHIPPED_MODEL),
+                        help="exported bundle folder (runs/NAME/bundle); without one, the shipped model")
     parser.add_argument("--variant", default=None, help="model variant in the bundle (None: its default_variant)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: whole LAN)")
     parser.add_argument("--port", type=port_number, default=8000, help="port (0 picks a free one)")

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 
 from edge import BundleError, Classifier
 from edge.labels import DISCLAIMER
+from edge.manifest import QUALITY_LIMITS
 from edge.preprocess import preprocess
 from pwa import decoding, openapi
 from pwa.uploads import PHOTO, uploaded_bytes
@@ -112,7 +113,7 @@ def honesty_summary(info) -> dict:
     """The thresholds behind every answer's status, for a person who asks why."""
     return {"temperature": info.temperature, "ood_score": info.ood_score, "ood_threshold": info.ood_threshold,
             "melanoma_threshold": info.melanoma_threshold, "low_confidence_below": info.low_confidence_below,
-            "quality": {k: info.quality[k] for k in ("brightness_min", "brightness_max", "clipped_max", "sharpness_min")}}
+            "quality": {k: info.quality[k] for k in QUALITY_LIMITS}}
 
 
 @bp.get("/healthz")

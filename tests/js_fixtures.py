@@ -87,7 +87,7 @@ def honesty_info(layout: dict, score: str) -> HonestyInfo:
     return HonestyInfo(
         file="honesty.bin", bytes=0, sha256="", arrays=layout, temperature=1.0,
         ood={"score": score, "threshold": {"mahalanobis": 30.0, "msp": 0.6, "energy": -1.5}[score]},
-        quality={"brightness_min": 60.0, "brightness_max": 200.0, "clipped_max": 0.05, "sharpness_min": 0.05},
+        quality={"highlights_min": 60.0, "brightness_max": 200.0, "clipped_max": 0.05, "sharpness_min": 0.05},
         melanoma={"threshold": 0.2}, low_confidence_below=0.5)
 
 

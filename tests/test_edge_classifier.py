@@ -16,6 +16,7 @@ from PIL import Image
 from edge import BundleError, Classifier, ImageError, Prediction, top_k
 from edge.classifier import dequantize, quantize_input, to_probabilities
 from edge.labels import CLASSES, CODES
+from edge.manifest import SCHEMA_VERSION
 from edge.preprocess import reduce_on_decode
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
@@ -168,7 +169,7 @@ BAD_BUNDLES = {
     "missing folder": r"bundle folder .*nowhere does not exist \(export a run first\)",
     "missing manifest": r"manifest.json is missing: .* is not a LesionLite bundle",
     "bad json": r"manifest.json is not valid JSON: Expecting property name",
-    "unknown schema": r"has schema_version 1, this runtime reads 3: re-export the bundle with this version",
+    "unknown schema": rf"has schema_version 1, this runtime reads {SCHEMA_VERSION}: re-export the bundle with this version",
     "missing honesty file": r"honesty.bin is missing: re-export the bundle",
     "honesty tampered": r"honesty.bin: sha256 mismatch, expected [0-9a-f]{12}\.\.\., got [0-9a-f]{12}\.\.\.",
     "unknown ood score": r"honesty.ood.score 'vibes' is not one this runtime computes \(mahalanobis, msp, energy\)",

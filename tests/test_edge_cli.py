@@ -14,9 +14,11 @@ from PIL import Image
 from edge import Classifier
 from edge import camera as camera_module
 from edge.answer import MESSAGES, NOT_AN_ASSESSMENT
+from edge.bundle import SHIPPED_MODEL
 from edge.cli import main
 from edge.errors import BundleError, run_cli
 from edge.labels import CODES, DISCLAIMER
+from edge.manifest import SCHEMA_VERSION
 from tests.camera_helpers import rgb_frame
 from tests.pwa_helpers import model_output
 from tests.test_edge_classifier import copy_bundle, damage, edit_manifest
@@ -134,7 +136,7 @@ def test_nothing_classified_exits_non_zero(repo_root, random_bundle, tmp_path):
     [
         ("missing folder", "error: bundle folder {bundle}/nowhere does not exist"),
         ("hash mismatch", "error: int8.tflite: sha256 mismatch, expected "),
-        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads 4"),
+        ("unknown schema", "error: {bundle}/manifest.json has schema_version 1, this runtime reads " + str(SCHEMA_VERSION)),
     ],
 )
 def test_bad_bundle_exits_with_message(case, message, repo_root, random_bundle, photos, tmp_path):
@@ -245,3 +247,19 @@ def test_run_cli_exit_codes(capsys):
     err = capsys.readouterr().err
     assert err.startswith("x: internal error: KeyError: 'oops'") and err.count("\n") == 1
     assert run_cli(lambda argv: None, []) == 0
+
+
+def test_without_a_bundle_the_shipped_model_is_used(tmp_path):
+    from edge.cli import bundle_and_images
+
+    photo, other = tmp_path / "mole.jpg", tmp_path / "more"
+    photo.touch()
+    other.mkdir()
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text("{}")
+    assert bundle_and_images([photo]) == (SHIPPED_MODEL, [photo])
+    assert bundle_and_images([other, photo]) == (SHIPPED_MODEL, [other, photo])  # a folder of photos
+    assert bundle_and_images([bundle, photo]) == (bundle, [photo])
+    # A missing folder first, photos after: reported as the bundle it was meant to be.
+    assert bundle_and_images([tmp_path / "nowhere", photo]) == (tmp_path / "nowhere", [photo])

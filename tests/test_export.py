@@ -16,6 +16,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from edge.errors import run_cli
 from edge.labels import CODES
+from edge.manifest import SCHEMA_VERSION
 from edge.preprocess import preprocess
 from tests.conftest import PYTHON, ROOT, run_module
 
@@ -49,7 +50,7 @@ def test_every_variant_loads_in_litert_and_classifies(tiny_bundle, sample_images
 
 
 def test_manifest_describes_the_bundle(manifest, tiny_bundle):
-    assert manifest["schema_version"] == 3 and manifest["default_variant"] == "int8"
+    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["default_variant"] == "int8"
     honesty = manifest["honesty"]
     assert honesty["file"] == "honesty.bin" and (tiny_bundle / "honesty.bin").stat().st_size == honesty["bytes"]
     assert manifest["outputs"]["probabilities"] == 7
@@ -77,8 +78,13 @@ def test_hashes_and_sizes_match_the_files(manifest, tiny_bundle):
         data = (tiny_bundle / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         assert len(data) == entry["bytes"]
+        own = entry.get("honesty")  # a quantized variant's honest-answer arrays fitted on its own outputs
+        if own is not None:
+            data = (tiny_bundle / own["file"]).read_bytes()
+            assert (hashlib.sha256(data).hexdigest(), len(data)) == (own["sha256"], own["bytes"])
+    quantized = [v for v in VARIANTS if v != "float32"]
     assert sorted(p.name for p in tiny_bundle.iterdir()) == sorted(
-        ["manifest.json", "honesty.bin", *(f"{v}.tflite" for v in VARIANTS)])
+        ["manifest.json", "honesty.bin", *(f"{v}.tflite" for v in VARIANTS), *(f"honesty-{v}.bin" for v in quantized)])
 
 
 def test_float32_equals_keras_on_real_inputs(tiny_bundle, sample_images):

@@ -107,11 +107,44 @@ def test_quality_passes_the_training_images(manifest):
     assert manifest["honesty"]["quality"]["training_pass_rate"] >= 0.98
 
 
+def test_well_lit_darker_skin_is_not_too_dark(classifier, test_split_images):
+    """The test images as they would look on darker skin under the same light (bench/photos.py:
+    linear-light reflectance scaled 0.45 / 0.32 / 0.28 in red / green / blue)."""
+    from bench.photos import darker_skin
+
+    darker = [classifier.classify(darker_skin(Image.open(path))) for path, _ in test_split_images]
+    refused = [a.checks for a in darker if "too_dark" in [r.code for r in a.reasons]]
+    assert refused == []
+    # A mean-luma limit at the training images' tail (the old rule) would have refused most of them.
+    old_limit = classifier.honesty.info.quality["brightness_at_tail"]
+    assert np.mean([a.checks["brightness"] < old_limit for a in darker]) > 0.5
+
+
 def test_int8_keeps_float32s_decisions(manifest):
     for variant in ("float16", "dynamic_int8", "int8"):
         ood = manifest["variants"][variant]["metrics"]["ood"]
         assert ood["decision_agreement_with_float32"] >= 0.95, (variant, ood)
+        validation = manifest["variants"][variant]["metrics"]["validation"]
+        for gated in ("decision_agreement", "nonlesion_decision_agreement", "referral_agreement"):
+            assert validation[gated] >= 0.95, (variant, gated, validation[gated])
+        assert validation["ece"] - manifest["variants"]["float32"]["metrics"]["validation"]["ece"] <= 0.02
     assert manifest["variants"]["float32"]["metrics"]["ood"]["auroc"] >= 0.9
+
+
+def test_quantized_variants_decide_with_settings_fitted_on_their_own_outputs(manifest, tiny_bundle):
+    from edge.bundle import sha256_hex
+
+    assert manifest["variants"]["float32"].get("honesty") is None  # float32 equals Keras within 1e-4
+    for variant in ("float16", "dynamic_int8", "int8"):
+        own = manifest["variants"][variant]["honesty"]
+        assert own["ood"]["fitted_on"] == own["melanoma"]["fitted_on"] == variant
+        assert own["file"] == f"honesty-{variant}.bin"
+        assert sha256_hex((tiny_bundle / own["file"]).read_bytes()) == own["sha256"]
+        info = Classifier(tiny_bundle, variant).honesty.info
+        assert (info.ood_threshold, info.melanoma_threshold) == (own["ood"]["threshold"], own["melanoma"]["threshold"])
+        assert info.quality == manifest["honesty"]["quality"]  # pixels, not model outputs: shared
+    int8 = manifest["variants"]["int8"]["honesty"]
+    assert int8["ood"]["threshold"] != manifest["honesty"]["ood"]["threshold"]
 
 
 def test_every_variant_outputs_calibrated_probabilities(tiny_run, tiny_bundle, sample_images):

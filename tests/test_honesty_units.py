@@ -19,7 +19,7 @@ from export.calibrated import honesty_bytes
 from training import calibration, lesionstats, nonlesion, ood, referral
 from training.metrics import wilson
 
-LIMITS = {"brightness_min": 60.0, "brightness_max": 200.0, "clipped_max": 0.02, "sharpness_min": 0.05}
+LIMITS = {"highlights_min": 60.0, "brightness_max": 200.0, "clipped_max": 0.02, "sharpness_min": 0.05}
 
 
 def test_ece_by_hand():
@@ -151,13 +151,23 @@ def test_subgroups_by_sex_age_band_and_site():
 
 def test_quality_measures_by_hand():
     grey = np.full((8, 8, 3), 128, np.uint8)
-    assert quality.measure(grey) == {"brightness": pytest.approx(128.0), "clipped": 0.0, "sharpness": 0.0}
+    assert quality.measure(grey) == {"brightness": pytest.approx(128.0), "highlights": pytest.approx(128.0),
+                                     "clipped": 0.0, "sharpness": 0.0}
     white = np.full((8, 8, 3), 255, np.uint8)
     assert quality.measure(white)["clipped"] == 1.0 and quality.measure(white)["brightness"] == pytest.approx(255.0)
     # A 0/255 checkerboard: every interior Laplacian is +-1020, luma variance 127.5^2.
     board = (np.indices((8, 8)).sum(axis=0) % 2 * 255).astype(np.uint8)
     measured = quality.measure(np.repeat(board[..., None], 3, axis=2))
     assert measured["sharpness"] == pytest.approx(1020**2 / (127.5**2 + 1.0), rel=1e-4)
+    # Highlights, the 99th percentile of luma: 100 values 0..99 (luma = the grey level) put it
+    # 99% of the way from the lowest to the highest, at 98.01 (numpy's linear method by hand).
+    ramp = np.repeat(np.arange(100, dtype=np.uint8).reshape(10, 10)[..., None], 3, axis=2)
+    assert quality.measure(ramp)["highlights"] == pytest.approx(98.01, abs=1e-3)
+    # A dark photo of dark skin with one lit highlight keeps its highlights; a dim photo has none.
+    lit = np.full((10, 10, 3), 40, np.uint8)
+    lit[:2] = 200
+    assert quality.measure(lit)["brightness"] == pytest.approx(72.0, abs=0.01)
+    assert quality.measure(lit)["highlights"] == pytest.approx(200.0, abs=0.01)
 
 
 def _info(**overrides) -> HonestyInfo:
@@ -168,12 +178,14 @@ def _info(**overrides) -> HonestyInfo:
 
 
 @pytest.mark.parametrize(("measured", "codes"), [
-    ({"brightness": 30.0, "clipped": 0.0, "sharpness": 0.2}, ["too_dark"]),
-    ({"brightness": 220.0, "clipped": 0.0, "sharpness": 0.2}, ["too_bright"]),
-    ({"brightness": 150.0, "clipped": 0.3, "sharpness": 0.2}, ["too_bright"]),
-    ({"brightness": 150.0, "clipped": 0.0, "sharpness": 0.01}, ["blurry"]),
-    ({"brightness": 30.0, "clipped": 0.0, "sharpness": 0.01}, ["too_dark", "blurry"]),
-    ({"brightness": 150.0, "clipped": 0.0, "sharpness": 0.2}, []),
+    ({"brightness": 30.0, "highlights": 50.0, "clipped": 0.0, "sharpness": 0.2}, ["too_dark"]),
+    # darker skin, well lit: a low mean with bright parts is not too dark
+    ({"brightness": 30.0, "highlights": 90.0, "clipped": 0.0, "sharpness": 0.2}, []),
+    ({"brightness": 220.0, "highlights": 240.0, "clipped": 0.0, "sharpness": 0.2}, ["too_bright"]),
+    ({"brightness": 150.0, "highlights": 250.0, "clipped": 0.3, "sharpness": 0.2}, ["too_bright"]),
+    ({"brightness": 150.0, "highlights": 200.0, "clipped": 0.0, "sharpness": 0.01}, ["blurry"]),
+    ({"brightness": 30.0, "highlights": 40.0, "clipped": 0.0, "sharpness": 0.01}, ["too_dark", "blurry"]),
+    ({"brightness": 150.0, "highlights": 200.0, "clipped": 0.0, "sharpness": 0.2}, []),
 ])
 def test_quality_reasons(measured, codes):
     assert [r.code for r in quality_reasons(measured, _info())] == codes

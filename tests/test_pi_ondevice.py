@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from edge.manifest import SCHEMA_VERSION
 from tests.pwa_helpers import REPO
 
 INSTALLER = REPO / "edge" / "pi" / "install.sh"
@@ -23,7 +24,7 @@ def test_installer_refuses_a_copy_without_the_built_runtime(tmp_path):
     shutil.copy(INSTALLER, source / "edge" / "pi" / "install.sh")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / "manifest.json").write_text(json.dumps({"schema_version": 3}))
+    (bundle / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
     proc = subprocess.run(["bash", str(source / "edge" / "pi" / "install.sh"), str(bundle)],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1

@@ -155,7 +155,7 @@ def test_model_describes_labels_variant_input_and_metrics(client, random_bundle)
                                "melanoma_threshold": honesty["melanoma"]["threshold"],
                                "low_confidence_below": honesty["low_confidence_below"],
                                "quality": {k: honesty["quality"][k] for k in
-                                           ("brightness_min", "brightness_max", "clipped_max", "sharpness_min")}}
+                                           ("highlights_min", "brightness_max", "clipped_max", "sharpness_min")}}
     assert body["source_run"]["name"] == "run"
     assert body["disclaimer"] == DISCLAIMER
 

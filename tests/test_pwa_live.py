@@ -89,7 +89,8 @@ def test_a_frame_older_than_the_timeout_is_reported_as_no_frame():
 
 def test_the_preview_waits_out_its_frame_interval_after_each_part():
     camera, clock = clocked(0.0)
-    stream = camera.mjpeg(fps=live.PREVIEW_FPS)
+    preview = camera.open_preview(fps=live.PREVIEW_FPS)
+    stream = iter(preview)
     camera.grab_once()
     first = next(stream)
     camera.grab_once()
@@ -99,7 +100,7 @@ def test_the_preview_waits_out_its_frame_interval_after_each_part():
     next(stream)
     assert clock.waits == pytest.approx([1 / live.PREVIEW_FPS - 0.02, 1 / live.PREVIEW_FPS])
     assert camera.status()["viewers"] == 1
-    stream.close()
+    preview.close()
     assert camera.status()["viewers"] == 0
     head, _, jpeg = first.partition(b"\r\n\r\n")
     assert head.startswith(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ")

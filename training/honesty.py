@@ -24,6 +24,12 @@ from training.dataset import Splits
 # A highlight covering this share of the frame does not by itself make a photo unusable; the
 # training images' own clipped share is used when it is larger.
 MIN_CLIPPED_ALLOWANCE = 0.02
+# Too dark: the highlights may sit this many stops (halvings of linear light) below the darkest
+# training images' before a photo is refused. HAM10000 is mostly fair skin; the darkest skin
+# reflects about a quarter of the light fair skin does (two stops), and one more stop is
+# exposure latitude. In sRGB values, N stops down is a factor of about (2 ** -N) ** (1 / 2.4).
+DARK_SKIN_STOPS = 3
+DARK_SKIN_FACTOR = (2.0 ** -DARK_SKIN_STOPS) ** (1 / 2.4)
 
 
 @dataclass
@@ -48,19 +54,25 @@ def calibrated_dense(model, temperature: float) -> dict[str, np.ndarray]:
 
 
 def fit_quality(train_pixels: np.ndarray, tail: float) -> dict[str, float]:
-    """Limits at the training images' TAIL and 1-TAIL percentiles, and the share they pass."""
+    """Limits at the training images' TAIL and 1-TAIL percentiles, and the share they pass.
+
+    Too dark is judged on the highlights, with DARK_SKIN_STOPS of room below the training images'
+    tail (ARCHITECTURE.md, "Honest answers"); the mean brightness at the tail is kept for the
+    report (brightness_at_tail), not used.
+    """
     measured = {k: [] for k in quality.MEASURES}
     for start in range(0, len(train_pixels), 512):
         for k, v in quality.measure(np.asarray(train_pixels[start:start + 512])).items():
             measured[k].append(v)
     m = {k: np.concatenate(v) for k, v in measured.items()}
-    limits = {"brightness_min": float(np.quantile(m["brightness"], tail)),
+    limits = {"highlights_min": float(np.quantile(m["highlights"], tail)) * DARK_SKIN_FACTOR,
               "brightness_max": float(np.quantile(m["brightness"], 1 - tail)),
               "clipped_max": max(float(np.quantile(m["clipped"], 1 - tail)), MIN_CLIPPED_ALLOWANCE),
               "sharpness_min": float(np.quantile(m["sharpness"], tail))}
-    passes = ((m["brightness"] >= limits["brightness_min"]) & (m["brightness"] <= limits["brightness_max"])
+    passes = ((m["highlights"] >= limits["highlights_min"]) & (m["brightness"] <= limits["brightness_max"])
               & (m["clipped"] <= limits["clipped_max"]) & (m["sharpness"] >= limits["sharpness_min"]))
-    return {**limits, "percentile_tail": tail, "training_pass_rate": float(passes.mean())}
+    return {**limits, "percentile_tail": tail, "training_pass_rate": float(passes.mean()),
+            "brightness_at_tail": float(np.quantile(m["brightness"], tail)), "dark_skin_stops": DARK_SKIN_STOPS}
 
 
 def _candidate(candidate: ood.Candidate, feats: dict, probs: dict, labels: np.ndarray, dense: dict,

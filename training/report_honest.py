@@ -62,10 +62,12 @@ def quality_section(m: dict) -> list[str]:
     q = m["quality"]
     return [
         "## Retake: unusable photos", "",
-        f"Limits at the {q['percentile_tail'] * 100:g}th and {100 - q['percentile_tail'] * 100:g}th percentiles of "
-        f"the training images: brightness {q['brightness_min']:.1f}–{q['brightness_max']:.1f} (mean luma), "
-        f"clipped highlights at most {_pct(q['clipped_max'])} of the pixels, sharpness at least "
-        f"{q['sharpness_min']:.4f}. {_pct(q['training_pass_rate'])} of the training images pass.", "",
+        f"Limits from the training images' {q['percentile_tail'] * 100:g}th and {100 - q['percentile_tail'] * 100:g}th "
+        f"percentiles: too dark when the highlights (99th percentile of luma) are below {q['highlights_min']:.1f}, "
+        f"{q['dark_skin_stops']} stops under the training images' so that darker skin is not refused for its tone "
+        f"(a mean-luma limit would sit at {q['brightness_at_tail']:.1f}); too bright above a mean luma of "
+        f"{q['brightness_max']:.1f} or with more than {_pct(q['clipped_max'])} of the pixels clipped; blurred below "
+        f"a sharpness of {q['sharpness_min']:.4f}. {_pct(q['training_pass_rate'])} of the training images pass.", "",
     ]
 
 

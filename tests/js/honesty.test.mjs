@@ -44,6 +44,7 @@ test("measureQuality by hand: a flat grey image has luma 100, nothing clipped, n
   const grey = new Uint8Array(4 * 4 * 3).fill(100);
   const measured = measureQuality(grey, 4);
   close(measured.brightness, 100, 1e-6, "brightness");
+  close(measured.highlights, 100, 1e-6, "highlights");
   assert.equal(measured.clipped, 0);
   assert.equal(measured.sharpness, 0);
   const white = new Uint8Array(4 * 4 * 3).fill(255);
@@ -65,11 +66,11 @@ test("OOD scores by hand: msp, energy of equal logits, mahalanobis to the neares
 });
 
 test("honestyFor: a variant's own fields replace the bundle's, the others stay shared", () => {
-  const manifest = { honesty: { file: "honesty.bin", ood: { score: "mahalanobis", threshold: 30 }, quality: { brightness_min: 60 },
+  const manifest = { honesty: { file: "honesty.bin", ood: { score: "mahalanobis", threshold: 30 }, quality: { highlights_min: 60 },
     melanoma: { threshold: 0.99 }, low_confidence_below: 0.5 } };
   const own = { file: "honesty-int8.bin", ood: { score: "mahalanobis", threshold: 12 }, melanoma: { threshold: 0.6 } };
   assert.deepEqual(honestyFor(manifest, { honesty: own }), {
-    file: "honesty-int8.bin", ood: { score: "mahalanobis", threshold: 12 }, quality: { brightness_min: 60 },
+    file: "honesty-int8.bin", ood: { score: "mahalanobis", threshold: 12 }, quality: { highlights_min: 60 },
     melanoma: { threshold: 0.6 }, low_confidence_below: 0.5 });
   assert.deepEqual(honestyFor(manifest, {}), manifest.honesty); // float32: the bundle's own
 });
@@ -83,6 +84,7 @@ test("quality measures equal edge/quality.py on the same pixels", needsFixture, 
   for (const expected of fixture.quality) {
     const measured = measureQuality(bytes(expected.pixels), expected.size);
     close(measured.brightness, expected.brightness, 1e-5, `${expected.name} brightness`);
+    close(measured.highlights, expected.highlights, 1e-4, `${expected.name} highlights`);
     assert.equal(measured.clipped, expected.clipped, `${expected.name} clipped`);
     close(measured.sharpness, expected.sharpness, 1e-4, `${expected.name} sharpness`);
   }
@@ -122,7 +124,7 @@ test("decide gives edge/honesty.py's status, reasons, messages and JSON keys for
 });
 
 // A photo every check passes (msp threshold 1) or none (threshold 0), with wide quality limits.
-const PASSING = { brightness_min: 0, brightness_max: 255, clipped_max: 1, sharpness_min: 0 };
+const PASSING = { highlights_min: 0, brightness_max: 255, clipped_max: 1, sharpness_min: 0 };
 const LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"].map((code) => ({ code, name: code.toUpperCase() }));
 const MESSAGES = Object.fromEntries(
   ["out_of_distribution", "malignant_class", "melanoma_risk", "low_confidence"].map((code) => [code, `says ${code}`]));

@@ -12,6 +12,7 @@ export const MELANOMA = "mel";
 const LUMA = [0.299, 0.587, 0.114].map(Math.fround);
 const CLIPPED_LUMA = 250;
 const CONTRAST_FLOOR = 1;
+const HIGHLIGHTS_PERCENTILE = 99;
 
 // (q - zero_point) * scale in float32, as numpy computes it (edge/classifier.py dequantize).
 export function dequantize(values, quantization) {
@@ -54,7 +55,17 @@ function variance(values) {
   return values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / values.length;
 }
 
-// edge/quality.py measure(): brightness, clipped share and sharpness of one size x size image.
+// numpy.percentile's default ("linear"): q percent of the way through the sorted values.
+function percentile(values, q) {
+  const sorted = Float64Array.from(values).sort();
+  const at = ((sorted.length - 1) * q) / 100;
+  const below = Math.floor(at);
+  const above = Math.min(below + 1, sorted.length - 1);
+  return sorted[below] + (sorted[above] - sorted[below]) * (at - below);
+}
+
+// edge/quality.py measure(): brightness, highlights (99th percentile of luma), clipped share and
+// sharpness of one size x size image.
 export function measureQuality(pixels, size) {
   const luma = new Float64Array(size * size);
   for (let p = 0; p < luma.length; p++) luma[p] = lumaOf(pixels, p * 3);
@@ -68,6 +79,7 @@ export function measureQuality(pixels, size) {
   const all = Array.from(luma);
   return {
     brightness: all.reduce((sum, v) => sum + v, 0) / all.length,
+    highlights: percentile(luma, HIGHLIGHTS_PERCENTILE),
     clipped: all.filter((v) => v >= CLIPPED_LUMA).length / all.length,
     sharpness: variance(laplacian) / (variance(all) + CONTRAST_FLOOR),
   };
@@ -143,7 +155,7 @@ export function rank(probabilities, labels) {
 
 function qualityReasons(measured, limits) {
   const codes = [];
-  if (measured.brightness < limits.brightness_min) codes.push("too_dark");
+  if (measured.highlights < limits.highlights_min) codes.push("too_dark");
   if (measured.brightness > limits.brightness_max || measured.clipped > limits.clipped_max) codes.push("too_bright");
   if (measured.sharpness < limits.sharpness_min) codes.push("blurry");
   return codes;
