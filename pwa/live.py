@@ -27,7 +27,8 @@ from edge.errors import CameraError
 from edge.preprocess import to_rgb_square
 
 GRAB_MAX_FPS = 30.0  # the grab loop never spins faster, whatever the source
-PREVIEW_FPS = 15.0  # preview frames sent per second and screen (measured in README: bench camera)
+# Preview frames sent per second and screen (bench camera's measured rate: docs/edge-and-benchmarks.md).
+PREVIEW_FPS = 15.0
 PREVIEW_JPEG_QUALITY = 80
 FRAME_JPEG_QUALITY = 90  # the captured frame shown with its answer
 FRAME_TIMEOUT_S = 5.0  # a camera that gives no frame for this long is reported as failing

@@ -2,10 +2,10 @@
 
 `--strategy multiworker` is `tf.distribute.MultiWorkerMirroredStrategy`, configured the standard
 way: every machine runs the same command with a TF_CONFIG environment variable naming the whole
-cluster and its own place in it (README, "Training on several machines"). Only the chief writes
-the run folder; the other workers train in a temporary folder seeded with the chief's resume
-state, as TensorFlow recommends: saving reads synchronized variables, which is a collective
-operation, so every worker must save too, each to its own place.
+cluster and its own place in it (docs/training.md, "Training on several machines"). Only the
+chief writes the run folder; the other workers train in a temporary folder seeded with the
+chief's resume state, as TensorFlow recommends: saving reads synchronized variables, which is a
+collective operation, so every worker must save too, each to its own place.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ python3 -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' \
 # `make web` (Node and npm) and arrives with the copied repository: a Pi never runs npm.
 VENDOR=$SRC/pwa/static/vendor
 [ -f "$VENDOR/build.json" ] \
-  || die "the web app's on-device runtime is missing ($VENDOR): run 'make web' on your workstation, then copy the repository again (see README, Raspberry Pi kiosk)"
+  || die "the web app's on-device runtime is missing ($VENDOR): run 'make web' on your workstation, then copy the repository again (see docs/pi-kiosk.md, Installing)"
 
 # --- 0. cameras --------------------------------------------------------------------------------
 # A Camera Module is driven by libcamera, which rpicam-hello (libcamera-hello before late 2023)

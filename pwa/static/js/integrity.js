@@ -2,7 +2,7 @@
 // SubtleCrypto exists only in secure contexts (HTTPS, localhost); a phone on plain
 // http://PI-ADDRESS:8000 has none, so the same digest comes from the pure-JS sha256 bundled in
 // the vendor module (@noble/hashes). Over plain HTTP this catches a corrupted or stale download,
-// not an attacker who could rewrite the manifest too (README, "On the phone").
+// not an attacker who could rewrite the manifest too (docs/on-device.md, "What works where").
 
 export function toHex(digest) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
