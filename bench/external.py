@@ -1,5 +1,5 @@
 """Example usage:
-    python -m bench external models/lesionlite-ham10000 --data ~/ISIC2018_Task3_Test --out results/isic2018
+    python -m bench external models/ham10000-mobilenetv2 --data ~/ISIC2018_Task3_Test --out results/isic2018
     python -m bench external runs/ham/bundle --data ~/HAM10000 --split runs/ham/split.csv --out results/ham-test
 
 Score a bundle, every variant through the edge runtime (no TensorFlow: a Raspberry Pi can run
@@ -15,7 +15,8 @@ a doctor), expected calibration error, and latency. Intervals: bootstrap over le
 images when lesion ids are unknown) for balanced accuracy and AUC, exact Clopper-Pearson for
 proportions. Writes OUT/VARIANT/ (predictions in the challenge's submission format, metrics.json,
 confusion_matrix.png, answers.csv), OUT/truth.csv (the scored images' ground truth) and
-OUT/report.md with one table per variant.
+OUT/report.md with one table per variant, and OUT/metrics.json with every variant's figures (what
+`python -m export.publish` reads).
 """
 
 from __future__ import annotations

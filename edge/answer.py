@@ -91,7 +91,7 @@ class Answer:
         f"Only for ok (for unsure and retake the same list is under `{UNASSESSED}`): every class, most "
         "probable first, with calibrated probabilities.", minItems=len(CODES), maxItems=len(CODES)))
     checks: dict[str, float] = field(default_factory=dict, metadata=_schema(
-        "The measured figures the status was decided from: brightness, clipped, sharpness, ood_score, "
+        "The measured figures the status was decided from: brightness, highlights, clipped, sharpness, ood_score, "
         "ood_threshold."))
 
     @property
