@@ -29,6 +29,8 @@ def copy_bundle(source: Path, target: Path, variants=("int8",)) -> Path:
     shutil.copy(source / "honesty.bin", target)
     for variant in variants:
         shutil.copy(source / f"{variant}.tflite", target)
+        if (source / f"honesty-{variant}.bin").exists():  # a quantized variant's own honest-answer arrays
+            shutil.copy(source / f"honesty-{variant}.bin", target)
     return target
 
 
@@ -137,12 +139,12 @@ def damage(case: str, bundle_dir: Path) -> tuple[Path, str]:
         edit_manifest(bundle_dir, lambda m: m["input"].update(size="96"))
     elif case == "batch not 1":
         edit_manifest(bundle_dir, lambda m: m["input"].update(batch=None))
-    elif case == "missing honesty file":
-        (bundle_dir / "honesty.bin").unlink()
+    elif case == "missing honesty file":  # the default variant's (int8's own, fitted on its outputs)
+        (bundle_dir / "honesty-int8.bin").unlink()
     elif case == "honesty tampered":
-        data = bytearray((bundle_dir / "honesty.bin").read_bytes())
+        data = bytearray((bundle_dir / "honesty-int8.bin").read_bytes())
         data[7] ^= 0x01
-        (bundle_dir / "honesty.bin").write_bytes(bytes(data))
+        (bundle_dir / "honesty-int8.bin").write_bytes(bytes(data))
     elif case == "unknown ood score":
         edit_manifest(bundle_dir, lambda m: m["honesty"]["ood"].update(score="vibes"))
     elif case == "no honesty section":
@@ -170,8 +172,8 @@ BAD_BUNDLES = {
     "missing manifest": r"manifest.json is missing: .* is not a LesionLite bundle",
     "bad json": r"manifest.json is not valid JSON: Expecting property name",
     "unknown schema": rf"has schema_version 1, this runtime reads {SCHEMA_VERSION}: re-export the bundle with this version",
-    "missing honesty file": r"honesty.bin is missing: re-export the bundle",
-    "honesty tampered": r"honesty.bin: sha256 mismatch, expected [0-9a-f]{12}\.\.\., got [0-9a-f]{12}\.\.\.",
+    "missing honesty file": r"honesty-int8.bin is missing: re-export the bundle",
+    "honesty tampered": r"honesty-int8.bin: sha256 mismatch, expected [0-9a-f]{12}\.\.\., got [0-9a-f]{12}\.\.\.",
     "unknown ood score": r"honesty.ood.score 'vibes' is not one this runtime computes \(mahalanobis, msp, energy\)",
     "no honesty section": r"manifest.json: the field 'honesty' is missing",
     "no default variant": r"manifest.json: the field 'default_variant' is missing",

@@ -116,7 +116,7 @@ def kiosk_server(melanoma_bundle, melanoma_photos, tmp_path_factory):
 def test_the_kiosk_names_a_melanoma_with_the_doctors_reasons_on_one_screen(browser, kiosk_server):
     width, height = KIOSK_SIZE
     context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True,
-                                  base_url=kiosk_server.base_url)
+                                  base_url=kiosk_server.kiosk_url)
     context.set_default_timeout(base.TIMEOUT_MS)
     page = context.new_page()
     page.goto("/")
