@@ -83,7 +83,7 @@ def browser_args(camera_video):
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={camera_video}",
         # Nothing but the local server: no updates, no fonts, no telemetry from the test browser.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",  # localhost: the kiosk listener's own name
     ]
 
 
