@@ -132,7 +132,7 @@ NAMED: dict[str, TrainConfig] = {
     # reflected borders): with the seed's 180-degree rotations and shifts filled by the nearest
     # pixel, fine-tuning fell below the head's validation score (docs/training.md).
     "ham10000_cpu": TrainConfig(arch="mobilenet_v2", head_epochs=3, fine_tune_epochs=10, fine_tune_layers=56,
-                                fine_tune_learning_rate=5e-5, early_stopping_patience=5, rotation_range=0.0,
+                                fine_tune_learning_rate=1e-5, early_stopping_patience=5, rotation_range=0.0,
                                 width_shift_range=0.0, height_shift_range=0.0, transpose=True, fill_mode="reflect"),
     "demo": TrainConfig(alpha=0.5, image_size=128, weights="none", batch_size=32, head_epochs=1,
                         fine_tune_epochs=40, fine_tune_layers=0, fine_tune_learning_rate=2e-3,

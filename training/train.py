@@ -127,6 +127,9 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
         model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=last, initial_epoch=first,
                   shuffle=False, callbacks=_callbacks(config, run, phase), verbose=2)
         if phase == "head":
+            # Fine-tuning starts from the head's best epoch (the checkpoint), not its last one.
+            if run.model.is_file():
+                model.load_weights(run.model)
             model.save_weights(head_done)
     return model
 
