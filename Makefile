@@ -85,7 +85,7 @@ $(SERVE_STAMP): requirements/edge.txt requirements/constraints.txt
 	touch $@
 
 demo: $(SERVE_STAMP) web
-	@echo "Serving LesionLite's shipped model ($(SHIPPED), int8) from $(SERVE_VENV) (no TensorFlow)."
+	@echo "Serving LesionLite's shipped model ($(SHIPPED)) from $(SERVE_VENV) (no TensorFlow)."
 	$(SERVE_PY) -m pwa --bundle $(SHIPPED) --host $(DEMO_HOST) --port $(DEMO_PORT)
 
 demo-pipeline: bench

@@ -208,3 +208,12 @@ def test_the_gate_reads_validation_agreement_on_top1_and_on_the_answer():
     with pytest.raises(ExportError, match=r"for 21.6% of validation images.*\n  to publish the variants that passed: "
                                           r"--variants float32$"):
         _gate({name: {"validation": r} for name, r in unsure.items()}, 0.14, 3.0, 0.95, 0.02)
+
+
+def test_the_default_variant_is_the_smallest_that_passed():
+    from export.build import default_variant
+
+    assert default_variant(dict.fromkeys(VARIANTS)) == "int8"
+    assert default_variant(dict.fromkeys(["float32", "float16"])) == "float16"  # full int8 refused by the gate
+    assert default_variant(dict.fromkeys(["float32", "dynamic_int8"])) == "dynamic_int8"
+    assert default_variant(dict.fromkeys(["float32"])) == "float32"

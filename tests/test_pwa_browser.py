@@ -82,8 +82,9 @@ def browser_args(camera_video):
     return [
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={camera_video}",
-        # Nothing but the local server: no updates, no fonts, no telemetry from the test browser.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",  # localhost: the kiosk listener's own name
+        # Nothing but the local server (127.0.0.1, and localhost: the kiosk listener's own name): no
+        # updates, no fonts, no telemetry from the test browser.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
     ]
 
 
