@@ -143,7 +143,8 @@ def training_lines(manifest) -> list[str]:
     if phases:
         total = sum(p["seconds"] for p in phases.values())
         lines.append("- Wall time on 2 CPU cores: " + ", ".join(
-            f"{name} {p['seconds'] / 60:.1f} min (peak {p['peak_rss_mb']:,.0f} MB)" for name, p in phases.items())
+            f"{name} {p['seconds'] / 60:.1f} min" + (f" (peak {p['peak_rss_mb']:,.0f} MB)" if p["peak_rss_mb"] else "")
+            for name, p in phases.items())
             + f"; {total / 60:.0f} min in all.")
     return lines + [""]
 
@@ -171,8 +172,9 @@ def render(manifest, name: str) -> str:
         "LesionLite's shipped model: it names the most similar of seven HAM10000 classes for a dermatoscopic "
         "photo of a skin lesion, or says it cannot assess the photo, or asks for a retake. It is a triage and "
         "teaching aid, never a diagnosis. Licence: CC BY-NC-SA 4.0, non-commercial (LICENSE.md).", "",
-        f"Shipped variants: {shipped}; default `{default}` (full int8, what the Pi and the phone run). The "
-        "evaluations below also list variants measured but not shipped.", "",
+        f"Shipped variants: {shipped}; default `{default}`, what the Pi, the phone and `make demo` run: the "
+        "smallest variant that passed the export gate (agreement with float32 on validation)"
+        + ("" if "int8" in manifest.variants else "; full int8 did not pass it for this model") + ".", "",
         "## Data", "", DATA, "## Training", "", *training_lines(manifest),
         "## ISIC 2018 Task 3 test set", "", *evaluation_table(isic), *per_class_table(isic, default),
         "## HAM10000 test split (lesion-disjoint)", "", *evaluation_table(ham), *per_class_table(ham, default),

@@ -60,8 +60,9 @@ def training_phases(log: Path | None) -> dict[str, dict[str, float]]:
     """{"decode": {"seconds": s, "peak_rss_mb": m}, ...} from the lines training/phases.py prints."""
     if log is None:
         return {}
-    found = re.findall(r"^phase (\w+): ([\d.]+) s, peak RSS ([\d,]+) MB", log.read_text(), flags=re.MULTILINE)
-    return {name: {"seconds": float(s), "peak_rss_mb": float(mb.replace(",", ""))} for name, s, mb in found}
+    found = re.findall(r"^phase (\w+): ([\d.]+) s(?:, peak RSS ([\d,]+) MB)?", log.read_text(), flags=re.MULTILINE)
+    return {name: {"seconds": float(s), "peak_rss_mb": float(mb.replace(",", "")) if mb else None}
+            for name, s, mb in found}
 
 
 def _chosen(manifest: Manifest, text: str | None) -> list[str]:
