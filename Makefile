@@ -27,7 +27,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 help:
 	@echo "make demo   - set up a serving venv (no TensorFlow) and serve the shipped model on http://127.0.0.1:8000"
 	@echo "make demo-pipeline - set up, make synthetic data, train, export, benchmark and serve that demo model"
-	@echo "make check  - after every edit: ruff + the tests that need only the venv (TIME_CHECK here; no apt, no npm)"
+	@echo "make check  - after every edit: ruff + the tests that need only the venv (55 s here; no apt, no npm)"
 	@echo "make test-fast - before a commit: adds the API, CLI and browser tests on the random bundle (TIME_FAST here)"
 	@echo "make test   - CI: set up (venv + Debian test packages when root) and run every test (TIME_TEST here, fresh clone)"
 	@echo "make web    - build the PWA's on-device runtime (pwa/static/vendor/) from pwa/web/ with npm"
