@@ -70,14 +70,18 @@ def _melanoma(table: pd.DataFrame) -> dict:
                                                                   table.loc[~mel, "lesion_id"])}
 
 
+def scorer_on_pandas_3() -> None:
+    """isic-challenge-scoring 5.6.0 still calls DataFrame.applymap, which pandas 3 removed after
+    deprecating it for DataFrame.map (the same behaviour): given back under its old name."""
+    if not hasattr(pd.DataFrame, "applymap"):
+        pd.DataFrame.applymap = pd.DataFrame.map
+
+
 def challenge_scores(truth_csv: Path, predictions_csv: Path) -> dict[str, float]:
     """Balanced accuracy and macro AUC as the ISIC Challenge's scorer computes them."""
     from isic_challenge_scoring.classification import ClassificationMetric, ClassificationScore
 
-    if not hasattr(pd.DataFrame, "applymap"):
-        # isic-challenge-scoring 5.6.0 still calls DataFrame.applymap, which pandas 3 removed after
-        # deprecating it for DataFrame.map (same behaviour); given back for the scorer's sake.
-        pd.DataFrame.applymap = pd.DataFrame.map
+    scorer_on_pandas_3()
     score = ClassificationScore.from_file(truth_csv, predictions_csv, ClassificationMetric.BALANCED_ACCURACY)
     return {"balanced_accuracy": float(score.overall), "roc_auc_macro": float(score.macro_average["auc"])}
 
