@@ -1,0 +1,81 @@
+"""`python -m export.publish`: a bundle and its external evaluations become models/NAME with a model
+card and a licence; the published manifest carries the card's figures; bad input gets one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edge import Classifier
+from edge.manifest import Manifest
+from tests.conftest import run_module
+from tests.test_bench_external import isic_set, scored  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="module")
+def published(tiny_bundle, scored, tmp_path_factory):  # noqa: F811
+    out, _ = scored
+    run = tmp_path_factory.mktemp("run")
+    shutil.copytree(tiny_bundle, run / "bundle")
+    log = run / "training.log"
+    log.write_text("phase decode: 12.5 s, peak RSS 700 MB\nphase train: 3000.0 s, peak RSS 2,100 MB\n")
+    target = tmp_path_factory.mktemp("models") / "tiny-model"
+    result = run_module("export.publish", str(run), str(target), "--variants", "int8,float32",
+                        "--isic", str(out / "metrics.json"), "--ham-test", str(out / "metrics.json"),
+                        "--training-log", str(log), check=False)
+    assert result.returncode == 0, result.stderr
+    return target, out
+
+
+def test_the_published_folder_holds_the_chosen_variants_and_verifies(published):
+    target, _ = published
+    manifest = Manifest.load(target)
+    assert list(manifest.variants) == ["float32", "int8"] and manifest.default_variant == "int8"
+    names = {p.name for p in target.iterdir()}
+    assert {"manifest.json", "MODEL_CARD.md", "LICENSE.md", "float32.tflite", "int8.tflite", "honesty.bin"} <= names
+    assert "float16.tflite" not in names and "dynamic_int8.tflite" not in names
+    grey = np.full((manifest.input_size, manifest.input_size, 3), 128, np.uint8)
+    for variant in manifest.variants:
+        assert Classifier(target, variant).classify_array(grey).status in ("ok", "unsure", "retake")
+
+
+def test_the_manifest_carries_the_model_cards_figures(published):
+    target, out = published
+    manifest = json.loads((target / "manifest.json").read_text())
+    card = (target / "MODEL_CARD.md").read_text()
+    measured = json.loads((out / "metrics.json").read_text())["variants"]
+    for evaluation in ("isic2018_task3_test", "ham10000_test_split"):
+        figures = manifest["source_run"]["evaluations"][evaluation]["variants"]
+        for variant, r in figures.items():
+            assert r["balanced_accuracy"] == measured[variant]["balanced_accuracy"]
+            assert r["referral_sensitivity"] == measured[variant]["melanoma"]["referral_sensitivity"]["image_rate"]
+    row = next(line for line in card.splitlines() if line.startswith("| balanced accuracy (ISIC challenge scorer)"))
+    shown = [cell.strip() for cell in row.strip("|").split("|")[1:]]
+    isic = manifest["source_run"]["evaluations"]["isic2018_task3_test"]["variants"]
+    assert shown == [f"{100 * isic[v]['balanced_accuracy']:.1f}%" for v in isic]
+    assert manifest["source_run"]["training_phases"]["train"] == {"seconds": 3000.0, "peak_rss_mb": 2100.0}
+    assert "train 50.0 min (peak 2,100 MB)" in card
+
+
+def test_licence_and_attribution_sit_beside_the_model(published):
+    target, _ = published
+    licence = (target / "LICENSE.md").read_text()
+    assert "CC BY-NC-SA 4.0" in licence and "Tschandl" in licence and "No commercial use" in licence
+    assert "Licence: CC BY-NC-SA 4.0, non-commercial" in (target / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--variants", "float32"], "the default variant int8 must be shipped"),
+    (["--variants", "int8,int4"], "the bundle has no variant(s) int4"),
+])
+def test_bad_choices_get_one_line(published, tiny_bundle, tmp_path, args, message):
+    _, out = published
+    run = tmp_path / "run"
+    shutil.copytree(tiny_bundle, run / "bundle")
+    result = run_module("export.publish", str(run), str(tmp_path / "m"), "--isic", str(out / "metrics.json"),
+                        "--ham-test", str(out / "metrics.json"), *args, check=False)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
