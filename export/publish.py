@@ -109,7 +109,8 @@ def publish(run: Path, out: Path, names: list[str] | None, isic: dict, ham_test:
     manifest = Manifest.load(bundle)
     names = _chosen(manifest, ",".join(names) if names else None)
     source = {**manifest.source_run, "evaluations": evaluations(isic, ham_test, names), "training_phases": phases}
-    published = dataclasses.replace(manifest, variants={n: v for n, v in manifest.variants.items() if n in names}, source_run=source)
+    shipped = {n: v for n, v in manifest.variants.items() if n in names}  # in the bundle's order
+    published = dataclasses.replace(manifest, variants=shipped, source_run=source)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:

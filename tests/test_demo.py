@@ -55,6 +55,7 @@ def test_make_demo_serves_the_shipped_model_without_tensorflow(clone, tmp_path):
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
+        process.stdout.close()
     serve_python = clone / ".venv-serve" / "bin" / "python"
     probe = subprocess.run([str(serve_python), "-c", "import importlib.util as u; "
                             "print([m for m in ('tensorflow', 'keras', 'tf_keras') if u.find_spec(m)])"],
