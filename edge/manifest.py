@@ -10,6 +10,7 @@ file, the field and what to do.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,10 @@ class Manifest:
         }
 
     def write(self, folder: str | Path) -> Path:
+        """manifest.json, strict JSON: a figure that is not a number (NaN, say a subgroup's melanoma
+        sensitivity without melanomas) is written as null, since browsers' JSON.parse refuses NaN."""
         path = Path(folder) / MANIFEST_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        path.write_text(json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False) + "\n")
         return path
 
     @classmethod
@@ -317,3 +320,14 @@ class _Checker:
 # What a variant's honesty override may replace, and the JSON type of each.
 HONESTY_OVERRIDES = {"file": str, "bytes": int, "sha256": str, "arrays": dict, "ood": dict, "melanoma": dict}
 _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "integer", (int, float): "number"}
+
+
+def _finite(value: Any) -> Any:
+    """VALUE with every non-finite float (NaN, infinity) replaced by None, in nested dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value

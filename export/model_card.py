@@ -88,8 +88,9 @@ def summary(result: dict) -> dict:
             "subgroups": result.get("subgroups", [])}
 
 
-def pct(value: float) -> str:
-    return "n/a" if value != value else f"{100 * value:.1f}%"
+def pct(value: float | None) -> str:
+    """A share as a percentage; "n/a" for none (null in manifest.json, NaN before it was written)."""
+    return "n/a" if value is None or value != value else f"{100 * value:.1f}%"
 
 
 def interval(pair: list[float]) -> str:

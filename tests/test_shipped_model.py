@@ -61,3 +61,8 @@ def test_it_stays_small(manifest):
     total = sum(p.stat().st_size for p in SHIPPED_MODEL.iterdir())
     assert total <= 15 * 2**20, f"{total / 2**20:.1f} MiB"
     assert json.loads((SHIPPED_MODEL / "manifest.json").read_text())["schema_version"] == SCHEMA_VERSION
+
+
+def test_its_manifest_is_strict_json_a_browser_can_parse():
+    text = (SHIPPED_MODEL / "manifest.json").read_text()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"manifest.json holds {name}, which JSON.parse refuses"))
