@@ -21,6 +21,9 @@ WEB := pwa/web
 VENDOR := pwa/static/vendor
 VENDOR_STAMP := $(VENDOR)/build.json
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Every tier runs on two pytest-xdist workers; a file's tests stay on one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: help setup web system-deps demo demo-pipeline demo-data demo-train demo-export check test test-fast lint bench clean
 
@@ -97,18 +100,21 @@ demo-pipeline: bench
 # built bundle, so it needs the venv only and no system-deps or web step.
 check: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m check
+	$(PYTEST) -m check
 
 # Adds the API, CLI, Classifier and browser tests, against the random bundle (built by TensorFlow
 # once per bundle schema version and cached); no trained model, no emulator, and not the training
 # unit tests that load TensorFlow themselves (`tf`: make test runs them).
 test-fast: system-deps setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not (tf or trained or slow or pi)"
+	$(PYTEST) -m "not (tf or trained or slow or pi)"
 
+# The random bundles are keyed by the code that builds them too (tests/conftest.py), so CI tests
+# what today's code exports; the test fixtures are cached across clones (tests/shared_cache.py).
+test: export LESIONLITE_EXACT_FIXTURES = 1
 test: system-deps setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PYTEST)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

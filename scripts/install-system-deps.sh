@@ -8,7 +8,8 @@
 #   mmdebstrap       builds the extract-only arm64 sysroot for the Raspberry Pi emulation
 #   systemd-analyze  verifies the Pi's systemd units (package systemd; normally present)
 #   ShellCheck       lints the Pi installer and this script (package shellcheck)
-#   qemu-aarch64     qemu-user 10.x from bookworm-backports, unpacked into .cache/pi/qemu and
+#   qemu-aarch64     qemu-user 10.x from bookworm-backports, unpacked into the tests' cache
+#                    (~/.cache/lesionlite/pi/qemu, shared by every clone) and
 #                    never installed system-wide (bookworm's own qemu 7.2 segfaults in
 #                    ai-edge-litert >= 2.2; no binfmt handler is registered either way)
 # As root it installs what is missing; as anyone else it prints what to install and exits 0, so
@@ -16,8 +17,9 @@
 # nor the network. One line per step.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-QEMU_DIR=${LESIONLITE_QEMU_DIR:-$ROOT/.cache/pi/qemu}
+# The tests' cache, shared by every clone on the machine (tests/shared_cache.py says the same).
+CACHE=${LESIONLITE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lesionlite}
+QEMU_DIR=${LESIONLITE_QEMU_DIR:-$CACHE/pi/qemu}
 QEMU_BIN=$QEMU_DIR/usr/bin/qemu-aarch64
 QEMU_MIN_MAJOR=10
 SUITE=bookworm

@@ -7,10 +7,12 @@ them is marked `check`, and `pytest -m check` (make check) runs those with Tenso
 Playwright made impossible to import (tests/check_tier/sitecustomize.py, in this process and in
 the commands tests start), so a test that needs them and is not marked fails loudly there.
 
-Fixtures are built once and cached under .cache/test-artifacts/<key>, the key a hash of what
-shapes them: their settings and the source of the modules their generator can import
-(tests/import_graph.py), or for the random bundle, the bundle schema version. They are built
-deterministically (tests/reproducible.py), so a fresh clone builds the same ones.
+Fixtures are built once and cached under $LESIONLITE_CACHE/test-artifacts/<key> (shared by every
+clone on the machine: tests/shared_cache.py), the key a hash of what shapes them: their settings
+and the source of the modules their generator can import (tests/import_graph.py). The random
+bundles are keyed by the bundle schema version instead, so an edit does not rebuild them, except
+under `make test` (LESIONLITE_EXACT_FIXTURES=1), which keys them by their source too. They are
+built deterministically (tests/reproducible.py), so a fresh clone builds the same ones.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ import pytest
 
 from edge.manifest import SCHEMA_VERSION
 from tests.import_graph import import_graph, module_files, reachable
+from tests.shared_cache import CACHE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / ".cache" / "test-artifacts"
+ARTIFACTS = CACHE_ROOT / "test-artifacts"  # shared by every clone on the machine
 PYTHON = sys.executable
 CHECK_TIER_SITE = ROOT / "tests" / "check_tier"
 # A tiny configuration (the demo config: alpha 0.5, here at 96 px) that still learns the task.
@@ -53,6 +56,10 @@ FIXTURE_MARKERS = {
 }
 # Markers that keep a test out of the check tier (make check): it needs more than the venv.
 HEAVY_MARKERS = ("tf", "bundle", "trained", "slow", "browser", "pi", "web")
+# The markers of the longest tests, in the order they are started.
+LONGEST_FIRST = ("slow", "tf", "pi")
+# Files whose tests are long and share no module fixture: their tests go to either worker.
+SPREAD_FILES = {"test_training.py", "test_training_scale.py", "test_training_data.py", "test_export.py", "test_split.py"}
 
 
 def is_check_tier(config) -> bool:
@@ -74,6 +81,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(FIXTURE_MARKERS[fixture])
         if not any(item.get_closest_marker(name) for name in HEAVY_MARKERS):
             item.add_marker(pytest.mark.check)
+        # The make targets run two pytest-xdist workers with --dist loadgroup: a file's tests stay on
+        # one worker, so its module fixtures (a server, a benchmark run, a scored set) are built once;
+        # the files of independent long trainings are spread over both.
+        if item.path.name not in SPREAD_FILES:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+    # The longest first (a stable sort), so that no training of minutes starts last and leaves the
+    # other worker idle while it runs.
+    items.sort(key=lambda item: [not item.get_closest_marker(name) for name in LONGEST_FIRST])
 
 
 def refuse_in_check_tier(request, what: str) -> None:
@@ -184,7 +199,9 @@ def _random_bundle(request, small_data: Path, name: str, *args: str) -> Path:
     bundle schema version (see random_bundle)."""
     refuse_in_check_tier(request, f"the {name.replace('-', ' ')}")
     versions = installed_versions("tensorflow", "ai_edge_litert")
-    key = source_hash(files=("tests/random_bundle.py", "tests/reproducible.py"),
+    # make test keys it by the code that builds it too (training/, export/, edge/ as reachable).
+    modules = ("tests.random_bundle",) if os.environ.get("LESIONLITE_EXACT_FIXTURES") == "1" else ()
+    key = source_hash(*modules, files=("tests/random_bundle.py", "tests/reproducible.py"),
                       extra=f"schema {SCHEMA_VERSION} {versions} {small_data} {' '.join(args)}")
     return _built(ARTIFACTS / f"{name}-{key}", lambda tmp: run_module(
         "tests.random_bundle", str(small_data), str(tmp / "run"), *args)) / "run" / "bundle"
@@ -198,7 +215,8 @@ def random_bundle(request, small_data) -> Path:
     For tests of the bundle's shape, the API, the CLI and the browser flows; never for accuracy.
     Built once per bundle schema version, not per edit: its key is the schema version, its own
     recipe, its data and the TensorFlow and LiteRT releases, not the code of export/ or training/
-    (whose changes `make test` builds afresh; a change to what a bundle holds bumps the schema).
+    (a change to what a bundle holds bumps the schema). `make test` sets LESIONLITE_EXACT_FIXTURES=1,
+    which adds that code to the key, so CI always tests the bundle today's code builds.
     """
     return _random_bundle(request, small_data, "random-bundle")
 

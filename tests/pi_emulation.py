@@ -3,12 +3,12 @@
 Not a test file. The recipe (verified on this project's machines):
 
 - an extract-only arm64 bookworm sysroot made by ``mmdebstrap`` (nothing runs under emulation
-  while building it), cached in ``.cache/pi/sysroot``;
+  while building it), cached in ``$LESIONLITE_CACHE/pi/sysroot`` (tests/shared_cache.py);
 - the aarch64 wheels of ``requirements/edge.txt`` (pinned further by ``constraints.txt``, so the
   versions match the x86 venv) in ``SYSROOT/opt/site``, via ``pip install --target`` with every
   aarch64 platform tag (pip matches tags exactly: with fewer it silently picks an old
   ai-edge-litert);
-- ``qemu-aarch64`` 10.x from bookworm-backports, unpacked into ``.cache/pi/qemu`` by
+- ``qemu-aarch64`` 10.x from bookworm-backports, unpacked into ``$LESIONLITE_CACHE/pi/qemu`` by
   ``scripts/install-system-deps.sh`` (bookworm's qemu 7.2 segfaults in ai-edge-litert >= 2.2).
 
 Builds are atomic: each stage is made in a temporary directory, stamped with a marker holding the
@@ -31,8 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.shared_cache import CACHE_ROOT
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "pi"
+DEFAULT_CACHE_DIR = CACHE_ROOT / "pi"  # shared by every clone (tests/shared_cache.py)
 EDGE_REQUIREMENTS = REPO_ROOT / "requirements" / "edge.txt"
 CONSTRAINTS = REPO_ROOT / "requirements" / "constraints.txt"
 INSTALL_HINT = "run `bash scripts/install-system-deps.sh` as root (or `make system-deps`)"
