@@ -45,11 +45,21 @@ $(STAMP): $(REQS)
 	touch $@
 
 # npm ci installs exactly package-lock.json; build.mjs bundles, copies the wasm and precompresses
-# (brotli at maximum quality: about a minute, once per lock change).
-$(VENDOR_STAMP): $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/build.mjs $(WEB)/entry.js
-	@command -v npm >/dev/null || { echo "npm is missing: as root run 'make system-deps' (or apt-get install nodejs npm)"; exit 1; }
-	cd $(WEB) && npm ci --no-audit --no-fund --ignore-scripts
-	node $(WEB)/build.mjs
+# (brotli at maximum quality: about a minute, once per lock change). The result is kept in the
+# machine's cache under the hash of its four inputs, so another clone copies it instead.
+CACHE_DIR := $(or $(LESIONLITE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lesionlite)
+WEB_INPUTS := $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/build.mjs $(WEB)/entry.js
+WEB_CACHE = $(CACHE_DIR)/web/$(shell cat $(WEB_INPUTS) | sha256sum | cut -c1-16)
+$(VENDOR_STAMP): $(WEB_INPUTS)
+	@if [ -f $(WEB_CACHE)/build.json ]; then \
+		echo "web: the on-device runtime built from these inputs is in $(WEB_CACHE)"; \
+		rm -rf $(VENDOR) && mkdir -p $(VENDOR) && cp -a $(WEB_CACHE)/. $(VENDOR)/ && touch $(VENDOR_STAMP); \
+	else \
+		command -v npm >/dev/null || { echo "npm is missing: as root run 'make system-deps' (or apt-get install nodejs npm)"; exit 1; }; \
+		(cd $(WEB) && npm ci --no-audit --no-fund --ignore-scripts) && node $(WEB)/build.mjs && \
+		mkdir -p $(CACHE_DIR)/web && tmp=$$(mktemp -d $(CACHE_DIR)/web/tmp.XXXXXX) && cp -a $(VENDOR)/. $$tmp/ && \
+		{ mv -T $$tmp $(WEB_CACHE) 2>/dev/null || rm -rf $$tmp; }; \
+	fi
 
 web: $(VENDOR_STAMP)
 
