@@ -1,7 +1,8 @@
 """Where the tests keep what takes minutes to build: one folder shared by every clone on the machine.
 
 ``$LESIONLITE_CACHE``, else ``$XDG_CACHE_HOME/lesionlite``, else ``~/.cache/lesionlite``: the test
-fixtures (``test-artifacts/``) and the Raspberry Pi sysroot and qemu (``pi/``). Like pip's and npm's
+fixtures (``test-artifacts/``), the Raspberry Pi sysroot and qemu (``pi/``), and the Makefile keeps
+the built on-device runtime there (``web/``). Like pip's and npm's
 caches, it outlives a clone, so a fresh clone on a machine that has run the tests before builds
 only what its code changed. Nothing in it is reused by name alone: a fixture's folder is named by a
 hash of everything that shapes it (tests/conftest.py), the sysroot carries a marker with the hash
