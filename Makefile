@@ -124,7 +124,7 @@ test-fast: system-deps setup
 test: export LESIONLITE_EXACT_FIXTURES = 1
 test: system-deps setup
 	$(PY) -m ruff check .
-	$(PYTEST)
+	$(PYTEST) --durations=25
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
