@@ -23,7 +23,7 @@ VENDOR_STAMP := $(VENDOR)/build.json
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Every tier runs on two pytest-xdist workers; a file's tests stay on one worker (tests/conftest.py).
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS)
 
 .PHONY: help setup web system-deps demo demo-pipeline demo-data demo-train demo-export check test test-fast lint bench clean
 

@@ -81,14 +81,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(FIXTURE_MARKERS[fixture])
         if not any(item.get_closest_marker(name) for name in HEAVY_MARKERS):
             item.add_marker(pytest.mark.check)
-        # The make targets run two pytest-xdist workers with --dist loadgroup: a file's tests stay on
-        # one worker, so its module fixtures (a server, a benchmark run, a scored set) are built once;
-        # the files of independent long trainings are spread over both.
-        if item.path.name not in SPREAD_FILES:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
     # The longest first (a stable sort), so that no training of minutes starts last and leaves the
     # other worker idle while it runs.
     items.sort(key=lambda item: [not item.get_closest_marker(name) for name in LONGEST_FIRST])
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """The make targets run two pytest-xdist workers: a file's tests go to one worker, so its module
+    fixtures (a server, a benchmark run, a scored set) are built once, except the files of
+    independent long trainings (SPREAD_FILES), whose tests go to either. (xdist's own
+    `--dist loadgroup` cannot be used: its group suffix is lost on pytest 9's node ids.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileUnlessSpread(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if Path(path).name in SPREAD_FILES else path
+
+    return FileUnlessSpread(config, log)
 
 
 def refuse_in_check_tier(request, what: str) -> None:
