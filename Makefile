@@ -21,9 +21,10 @@ WEB := pwa/web
 VENDOR := pwa/static/vendor
 VENDOR_STAMP := $(VENDOR)/build.json
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-# Every tier runs on two pytest-xdist workers; a file's tests stay on one worker (tests/conftest.py).
+# Every tier runs on two pytest-xdist workers; a file's tests stay on one worker, and the tests start
+# in the order tests/conftest.py gives (the longest first), not xdist's (the biggest files first).
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS)
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --no-loadscope-reorder
 
 .PHONY: help setup web system-deps demo demo-pipeline demo-data demo-train demo-export check test test-fast lint bench clean
 
