@@ -8,11 +8,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from pwa import live
-
-pytest.importorskip("cv2")
 
 
 def test_bench_camera_measures_captures_per_variant_and_the_preview(repo_root, random_bundle, tmp_path):

@@ -26,8 +26,6 @@ from tests.camera_helpers import (
 )
 from tests.pwa_helpers import synthetic_photo
 
-pytest.importorskip("cv2")
-
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:

@@ -183,7 +183,7 @@ class FakeCapture:
 def test_camera_converts_bgr_frames_to_rgb_and_saves_the_last(
     random_bundle, photos, tmp_path, capsys, monkeypatch
 ):
-    cv2 = pytest.importorskip("cv2")
+    import cv2  # the camera command's backend, patched below
     classifier = Classifier(random_bundle, "int8")
     rgb = classifier.preprocess(photos[0])
     capture = FakeCapture(np.ascontiguousarray(rgb[:, :, ::-1]))
@@ -200,7 +200,7 @@ def test_camera_converts_bgr_frames_to_rgb_and_saves_the_last(
 def test_the_camera_prints_the_doctors_reasons_and_an_unassessed_frames_output_only_when_asked(
     melanoma_bundle, melanoma_photos, capsys, monkeypatch
 ):
-    cv2 = pytest.importorskip("cv2")
+    import cv2  # the camera command's backend, patched below
     frames = {status: rgb_frame(Image.open(melanoma_photos[status])) for status in ("ok", "retake")}
     classifier = Classifier(melanoma_bundle, "float32")
     assert {status: classifier.classify(frame).status for status, frame in frames.items()} == {"ok": "ok", "retake": "retake"}

@@ -251,9 +251,10 @@ def test_emulated_python_is_the_pis(arm64):
 
 
 @pytest.mark.pi
+@pytest.mark.tf
 def test_litert_kernels_agree_on_arm64(arm64, tmp_path):
     """A tiny float model run by LiteRT on emulated arm64 gives x86's outputs (no edge/ code)."""
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
     tf.random.set_seed(0)
     inputs = tf.keras.Input((32, 32, 3))
     x = tf.keras.layers.Conv2D(8, 3, activation="relu")(inputs)

@@ -21,8 +21,6 @@ from pwa import kiosk
 from tests.camera_helpers import rgb_frame, wait_until, write_video
 from tests.pwa_helpers import REPO, http, running_server, synthetic_photo, tcp_forwarder
 
-pytest.importorskip("cv2")
-
 
 @pytest.fixture(scope="module")
 def frame():

@@ -15,7 +15,6 @@ from tests.pwa_helpers import REPO, find_chromium, http, model_output, running_s
 from tests.test_pwa_browser import wait_in_page
 
 pytestmark = pytest.mark.browser
-pytest.importorskip("cv2")
 
 SCREENSHOTS = REPO / "runs" / "screenshots"
 IDLE_S = 3
