@@ -178,6 +178,43 @@ def test_fine_tuning_pretrained_weights_keeps_batch_norm_statistics(tmp_path, ar
 
 
 @pytest.mark.tf
+def test_with_ema_the_checkpoint_holds_the_averaged_weights_not_the_last_steps(tmp_path):
+    import keras
+
+    from training.model import compile_model
+    from training.run import RunDir
+    from training.train import _callbacks
+
+    config = resolve("demo", {"ema_momentum": "0.9"})
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(len(CODES), activation="softmax", name="probabilities")(inputs))
+    compile_model(model, 0.05, config.ema_momentum)
+    seen = []
+
+    class Record(keras.callbacks.Callback):  # runs after the project's callbacks at each epoch's end
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append({"model": [w.numpy() for w in model.trainable_weights],  # swapped in: the average
+                         "raw": [v.numpy() for v in model.optimizer._model_variables_moving_average]})
+
+    def same(a, b, atol=1e-6):
+        return all(np.allclose(u, v, atol=atol) for u, v in zip(a, b, strict=True))
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), np.arange(64) % len(CODES)
+    model.fit(x, y, validation_data=(x, y), epochs=2, batch_size=8, verbose=0,
+              callbacks=[*_callbacks(config, run, "fine_tune", ema=True), Record()])
+    saved = keras.saving.load_model(run.model, compile=False).get_layer("probabilities").get_weights()
+    assert any(same(saved, epoch["model"]) for epoch in seen), "the checkpoint is an epoch's averaged weights"
+    assert not same(seen[0]["model"], seen[0]["raw"], atol=1e-3), \
+        "eight steps at momentum 0.9 leave the average far from the last step's weights"
+    assert same(model.trainable_weights, seen[-1]["model"]), "fit ends on the averaged weights"
+    with pytest.raises(ConfigError, match=r"ema_momentum must be in \[0, 1\)"):
+        resolve("demo", {"ema_momentum": "1"})
+
+
+@pytest.mark.tf
 def test_transposition_gives_all_eight_orientations():
     from training.pipeline import training_dataset
 

@@ -107,9 +107,10 @@ def set_trainable(model: keras.Model, last_layers: int | None, freeze_batch_norm
                 layer.trainable = False
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate: float, ema_momentum: float = 0.0) -> None:
+    """Adam and the run's metrics; EMA_MOMENTUM > 0 keeps a moving average of the weights."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=["accuracy",
                  keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2_accuracy"),

@@ -30,12 +30,17 @@ from training.weights import Weights, resolve_weights
 HEAD_DONE = "head_phase.weights.h5"
 
 
-def _callbacks(config: TrainConfig, run: RunDir, phase: str) -> list[keras.callbacks.Callback]:
-    """The seed's ReduceLROnPlateau and ModelCheckpoint, plus early stop, log and resume."""
+def _callbacks(config: TrainConfig, run: RunDir, phase: str, ema: bool = False) -> list[keras.callbacks.Callback]:
+    """The seed's ReduceLROnPlateau and ModelCheckpoint, plus early stop, log and resume.
+
+    With EMA, validation and the checkpoint see the averaged weights (SwapEMAWeights swaps them in
+    at each epoch's end, after BackupAndRestore has saved the raw ones it resumes from).
+    """
     history = run.history()
     best = float(history[config.monitor].max()) if config.monitor in history else None
     return [
         keras.callbacks.BackupAndRestore(str(run.backup / phase)),
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []),
         keras.callbacks.ModelCheckpoint(str(run.model), monitor=config.monitor, mode="max",
                                         save_best_only=True, initial_value_threshold=best, verbose=1),
         keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode="max", factor=config.reduce_lr_factor,
@@ -109,10 +114,10 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
     if strategy.num_replicas_in_sync > 1:
         distribute.build_from_local_batch(model, strategy)
     head_done = run.backup / HEAD_DONE
-    phases = [("head", None, config.head_learning_rate, 0, config.head_epochs),
-              ("fine_tune", config.fine_tune_layers, config.fine_tune_learning_rate,
+    phases = [("head", None, config.head_learning_rate, 0.0, 0, config.head_epochs),
+              ("fine_tune", config.fine_tune_layers, config.fine_tune_learning_rate, config.ema_momentum,
                config.head_epochs, config.head_epochs + config.fine_tune_epochs)]
-    for phase, unfreeze, learning_rate, first, last in phases:
+    for phase, unfreeze, learning_rate, ema, first, last in phases:
         if last <= first:
             continue
         if phase == "head" and head_done.is_file():
@@ -121,11 +126,11 @@ def fit(config: TrainConfig, splits: Splits, run: RunDir, strategy, role: distri
             continue
         with strategy.scope():
             set_trainable(model, unfreeze, freeze_batch_norm=config.pretrained)
-            compile_model(model, _resume_learning_rate(run, first, learning_rate))
+            compile_model(model, _resume_learning_rate(run, first, learning_rate), ema)
         print(f"phase {phase}: epochs {first + 1}-{last}, {sum(np.prod(w.shape) for w in model.trainable_weights):,} "
               f"trainable parameters")
         model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=last, initial_epoch=first,
-                  shuffle=False, callbacks=_callbacks(config, run, phase), verbose=2)
+                  shuffle=False, callbacks=_callbacks(config, run, phase, ema > 0), verbose=2)
         if phase == "head":
             # Fine-tuning starts from the head's best epoch (the checkpoint), not its last one.
             if run.model.is_file():
