@@ -158,7 +158,9 @@ def honesty_lines(manifest) -> list[str]:
              "thresholds fitted on its own outputs (manifest variants.*.honesty).",
              f"- Melanoma referral threshold {manifest.honesty_for(manifest.default_variant).melanoma_threshold:.4g} "
              f"({manifest.default_variant}) for {pct(h.melanoma['target_sensitivity'])} validation sensitivity per "
-             "image and per lesion.",
+             "image and per lesion" + (f", as the one-sided {pct(h.melanoma['confidence'])} exact lower bound of the "
+                                       f"share of validation melanomas referred ({pct(h.melanoma['validation_sensitivity'])})"
+                                       if h.melanoma.get("confidence") else "") + ".",
              f"- Photo quality: {pct(h.quality['training_pass_rate'])} of training images pass."]
     return lines + [""]
 

@@ -45,7 +45,7 @@ def fit(bundle: Path, variant: str, splits, params: dict, float_arrays: dict, ke
 
     PARAMS are the evaluation's honesty settings (honesty.json): the variant keeps their score and
     features, and gets its own statistics, OOD threshold (keeping KEEP of validation lesions) and
-    referral threshold (the same target sensitivity, per image and per lesion).
+    referral threshold (the same target sensitivity and confidence, per image and per lesion).
     """
     kind = params["ood"]["score"]
     train_p, train_f = outputs(bundle, variant, splits.pixels["train"])
@@ -54,7 +54,7 @@ def fit(bundle: Path, variant: str, splits, params: dict, float_arrays: dict, ke
               else {k: v for k, v in float_arrays.items() if k.startswith("dense_")})
     threshold = ood.threshold_keeping(ood.score(kind, val_f, val_p, arrays), keep)
     melanoma = fit_referral(val_p, splits.labels["val"], splits.records["val"]["lesion_id"].to_numpy(),
-                            params["melanoma"]["target_sensitivity"])
+                            params["melanoma"]["target_sensitivity"], params["melanoma"].get("confidence", 0.0))
     content, layout = honesty_bytes(arrays)
     override = {"file": f"honesty-{variant}.bin", "bytes": len(content), "sha256": sha256_hex(content),
                 "arrays": layout, "ood": {**params["ood"], "threshold": threshold, "fitted_on": variant},

@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from edge import Classifier
 from edge.labels import CODES, MELANOMA
-from training import calibration, nonlesion, referral
+from training import calibration, lesionstats, nonlesion, referral
 from training.dataset import load_run_splits
 from training.run import RunDir
 
@@ -73,6 +73,12 @@ def test_melanoma_threshold_meets_its_sensitivity_target_on_validation(manifest,
     sensitivity, _ = referral.sensitivity_specificity(calibration.scaled(probabilities, t)[:, mel], labels == mel,
                                                       threshold)
     assert target == 0.9 and sensitivity >= target
+    # ... as a lower bound: the share kept has a one-sided 95% exact bound of 0.9, or every melanoma is kept
+    is_mel = labels == mel
+    referred = int((calibration.scaled(probabilities, t)[is_mel, mel] >= threshold).sum())
+    low = lesionstats.exact_interval(referred, int(is_mel.sum()), 0.9)[0]
+    assert manifest["honesty"]["melanoma"]["confidence"] == 0.95
+    assert low >= target or referred == is_mel.sum(), (referred, int(is_mel.sum()), low)
 
 
 def test_good_test_photos_are_mostly_ok(classifier, manifest, test_split_images):

@@ -78,6 +78,27 @@ def test_referral_threshold_by_hand():
         referral.threshold_for_sensitivity(p, np.zeros(7, bool), 0.9)
 
 
+def test_referral_keeps_enough_melanomas_for_the_target_to_be_a_lower_bound():
+    from scipy import stats
+
+    def lower(k, n):  # one-sided 95% Clopper-Pearson lower bound, from its beta-quantile definition
+        return stats.beta.ppf(0.05, k, n - k + 1)
+
+    for n in (111, 200, 29):
+        k = referral.melanomas_to_keep(n, 0.9, 0.95)
+        assert lower(k, n) >= 0.9 > lower(k - 1, n), n
+    assert referral.melanomas_to_keep(111, 0.9, 0.95) == 106  # 95.5% of 111, not 100 of them
+    assert referral.melanomas_to_keep(111, 0.9) == 100  # confidence 0: the point estimate, ceil(99.9)
+    assert referral.melanomas_to_keep(10, 0.9, 0.95) == 10  # 10 of 10 bounds only 0.74: keep every one
+    p = np.r_[np.linspace(0.99, 0.2, 111), [0.1, 0.05]]
+    is_mel = np.r_[np.ones(111, bool), False, False]
+    at_bound = referral.threshold_for_sensitivity(p, is_mel, 0.9, 0.95)
+    assert referral.sensitivity_specificity(p, is_mel, at_bound)[0] == 106 / 111
+    assert at_bound < referral.threshold_for_sensitivity(p, is_mel, 0.9)
+    with pytest.raises(ValueError, match=r"confidence must be 0 or in \(0.5, 1\)"):
+        referral.threshold_for_sensitivity(p, is_mel, 0.9, 0.4)
+
+
 def test_referral_threshold_per_lesion_is_the_lower_when_lesions_repeat():
     # Melanoma lesion A has three images (0.9, 0.2, 0.15), B one (0.8), C one (0.7); two others 0.1, 0.05.
     p = np.array([0.9, 0.2, 0.15, 0.8, 0.7, 0.1, 0.05])

@@ -84,8 +84,11 @@ class TrainConfig:
     test_fraction: float = 0.1
     seed: int = 42
     # Honest answers, all chosen on the training or validation split (training/honesty.py).
-    # The melanoma referral threshold keeps at least this share of validation melanomas.
+    # The melanoma referral threshold keeps enough validation melanomas for this sensitivity to be
+    # the one-sided exact lower bound, at referral_confidence, of the share it keeps (0 = the
+    # point estimate: exactly this share; training/referral.py).
     referral_sensitivity: float = 0.90
+    referral_confidence: float = 0.95
     # The out-of-distribution threshold accepts at least this share of validation lesions.
     ood_keep: float = 0.95
     # Photo-quality limits sit at this lower / upper percentile of the training images.
@@ -114,6 +117,8 @@ class TrainConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (0 <= self.ema_momentum < 1, f"ema_momentum must be in [0, 1), got {self.ema_momentum}"),
             (0 < self.referral_sensitivity <= 1, f"referral_sensitivity must be in (0, 1], got {self.referral_sensitivity}"),
+            (self.referral_confidence == 0 or 0.5 < self.referral_confidence < 1,
+             f"referral_confidence must be 0 or in (0.5, 1), got {self.referral_confidence}"),
             (0.5 <= self.ood_keep < 1, f"ood_keep must be in [0.5, 1), got {self.ood_keep}"),
             (0 <= self.quality_tail < 0.1, f"quality_tail must be in [0, 0.1), got {self.quality_tail}"),
             (0 <= self.low_confidence_below < 1, f"low_confidence_below must be in [0, 1), got {self.low_confidence_below}"),

@@ -108,15 +108,20 @@ def choose_ood(feats: dict, probs: dict, labels: np.ndarray, dense: dict, keep: 
     return summary, arrays
 
 
-def fit_referral(probabilities: np.ndarray, labels: np.ndarray, lesion_id: np.ndarray, target: float) -> dict:
-    """The melanoma referral threshold (per image and per lesion, the lower) and its validation figures."""
+def fit_referral(probabilities: np.ndarray, labels: np.ndarray, lesion_id: np.ndarray, target: float,
+                 confidence: float = 0.0) -> dict:
+    """The melanoma referral threshold (per image and per lesion, the lower) and its validation
+    figures, with the one-sided lower bound at CONFIDENCE of the validation sensitivity."""
     mel = CODES.index(MELANOMA)
     p, is_mel = probabilities[:, mel], labels == mel
-    chosen = referral.threshold_per_image_and_lesion(p, is_mel, lesion_id, target)
+    chosen = referral.threshold_per_image_and_lesion(p, is_mel, lesion_id, target, confidence)
     sensitivity, specificity = referral.sensitivity_specificity(p, is_mel, chosen["threshold"])
-    lesions = lesionstats.lesion_proportion(pd.Series(p[is_mel] >= chosen["threshold"]), pd.Series(lesion_id[is_mel]))
+    referred = p[is_mel] >= chosen["threshold"]
+    lesions = lesionstats.lesion_proportion(pd.Series(referred), pd.Series(lesion_id[is_mel]))
+    bound = lesionstats.exact_interval(int(referred.sum()), len(referred), 2 * confidence - 1)[0] if confidence else None
     return {"threshold": chosen["threshold"], "image_threshold": chosen["image"], "lesion_threshold": chosen["lesion"],
-            "target_sensitivity": target, "validation_sensitivity": sensitivity, "validation_specificity": specificity,
+            "target_sensitivity": target, "confidence": confidence, "validation_sensitivity": sensitivity,
+            "validation_sensitivity_lower_bound": bound, "validation_specificity": specificity,
             "validation_lesion_sensitivity": lesions["lesion_rate"]}
 
 
@@ -140,7 +145,7 @@ def fit(model, splits: Splits, config: TrainConfig) -> Fitted:
     params = {"temperature": temperature, "ood": chosen,
               "quality": fit_quality(splits.pixels["train"], config.quality_tail),
               "melanoma": fit_referral(calibrated["val"], labels["val"], splits.records["val"]["lesion_id"].to_numpy(),
-                                       config.referral_sensitivity),
+                                       config.referral_sensitivity, config.referral_confidence),
               "low_confidence_below": config.low_confidence_below}
     figures = {"calibration": {"before": calibration.figures(raw["test"], labels["test"]),
                                "after": calibration.figures(calibrated["test"], labels["test"])},

@@ -71,16 +71,29 @@ def quality_section(m: dict) -> list[str]:
     ]
 
 
+def _target_text(r: dict) -> str:
+    if r.get("confidence"):
+        return (f"enough melanomas for {_pct(r['target_sensitivity'])} sensitivity to be the one-sided "
+                f"{_pct(r['confidence'])} exact lower bound of the share kept")
+    return f"{_pct(r['target_sensitivity'])} sensitivity"
+
+
+def _bound_text(r: dict) -> str:
+    bound = r.get("validation_sensitivity_lower_bound")
+    return f" (lower bound {_pct(bound)})" if bound is not None else ""
+
+
 def referral_section(m: dict) -> list[str]:
     r = m["referral"]
     lines = [
         "## Melanoma referral", "",
         f"Every answer, whatever its status, says *show it to a doctor* when the melanoma probability is at least "
         f"**{threshold_text(r['threshold'])}**: the lower of the thresholds that keep "
-        f"{_pct(r['target_sensitivity'])} sensitivity on the validation split per image "
+        f"{_target_text(r)} on the validation split per image "
         f"({threshold_text(r.get('image_threshold', r['threshold']))}) and per lesion "
         f"({threshold_text(r.get('lesion_threshold', r['threshold']))}; a lesion counts as referred when at least half "
-        f"of its images are). Validation sensitivity there: {_pct(r['validation_sensitivity'])} per image.", "",
+        f"of its images are). Validation sensitivity there: {_pct(r['validation_sensitivity'])} per image"
+        f"{_bound_text(r)}.", "",
     ]
     if "test_sensitivity_exact" in r:
         sens, spec = r["test_sensitivity_exact"], r["test_specificity_exact"]
