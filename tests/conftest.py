@@ -147,7 +147,7 @@ def run_module(*args: str, timeout: int = 900, check: bool = True, **kwargs) -> 
     return result
 
 
-def _built(target: Path, build) -> Path:
+def built_once(target: Path, build) -> Path:
     """Build TARGET once: under a lock (parallel sessions wait), into a temporary sibling that is
     renamed at the end, so an interrupted build is never reused."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ def _built(target: Path, build) -> Path:
 def synthetic_data() -> Path:
     """A small synthetic HAM10000-layout dataset (600x450 JPEGs, Kaggle layout)."""
     key = source_hash("training.synthetic", extra=f"{TINY_IMAGES}:{TINY_SEED}")
-    return _built(ARTIFACTS / f"data-{key}", lambda tmp: run_module(
+    return built_once(ARTIFACTS / f"data-{key}", lambda tmp: run_module(
         "training.synthetic", str(tmp / "data"), "--images", str(TINY_IMAGES), "--seed", str(TINY_SEED))) / "data"
 
 
@@ -174,7 +174,7 @@ def synthetic_data() -> Path:
 def small_data() -> Path:
     """200 synthetic images, for tests of the data layer and of short trainings."""
     key = source_hash("training.synthetic", extra="200:5")
-    return _built(ARTIFACTS / f"small-data-{key}", lambda tmp: run_module(
+    return built_once(ARTIFACTS / f"small-data-{key}", lambda tmp: run_module(
         "training.synthetic", str(tmp / "data"), "--images", "200", "--seed", "5")) / "data"
 
 
@@ -188,7 +188,7 @@ def tiny_run(request, synthetic_data) -> Path:
         run_module("tests.reproducible", "training", "--data", str(synthetic_data), "--out", str(tmp / "run"),
                    "--cache-dir", str(ARTIFACTS / "image-cache"), *TINY_TRAIN_ARGS, timeout=1200)
 
-    return _built(ARTIFACTS / f"run-{key}", build) / "run"
+    return built_once(ARTIFACTS / f"run-{key}", build) / "run"
 
 
 @pytest.fixture(scope="session")
@@ -201,7 +201,7 @@ def tiny_bundle(request, tiny_run) -> Path:
         shutil.copytree(tiny_run, tmp / "run", ignore=shutil.ignore_patterns("bundle"))
         run_module("tests.reproducible", "export", str(tmp / "run"), "--calibration-images", "200", timeout=1200)
 
-    return _built(ARTIFACTS / f"bundle-{key}", build) / "run" / "bundle"
+    return built_once(ARTIFACTS / f"bundle-{key}", build) / "run" / "bundle"
 
 
 def _random_bundle(request, small_data: Path, name: str, *args: str) -> Path:
@@ -213,7 +213,7 @@ def _random_bundle(request, small_data: Path, name: str, *args: str) -> Path:
     modules = ("tests.random_bundle",) if os.environ.get("LESIONLITE_EXACT_FIXTURES") == "1" else ()
     key = source_hash(*modules, files=("tests/random_bundle.py", "tests/reproducible.py"),
                       extra=f"schema {SCHEMA_VERSION} {versions} {small_data} {' '.join(args)}")
-    return _built(ARTIFACTS / f"{name}-{key}", lambda tmp: run_module(
+    return built_once(ARTIFACTS / f"{name}-{key}", lambda tmp: run_module(
         "tests.random_bundle", str(small_data), str(tmp / "run"), *args)) / "run" / "bundle"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,32 +14,45 @@ import pytest
 from sklearn import metrics as skm
 
 from edge.labels import CODES
+from tests.conftest import ARTIFACTS, ROOT, built_once, source_hash
 from tests.test_bench import run_bench
 
 COLUMNS = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
 
 
-@pytest.fixture(scope="module")
-def isic_set(tmp_path_factory, test_split_images):
-    """The tiny run's test images as an ISIC 2018 Task 3 folder: JPEGs renamed ISIC_*, a one-hot CSV."""
-    folder = tmp_path_factory.mktemp("isic")
-    (folder / "ISIC2018_Task3_Test_Input").mkdir()
-    rows = []
-    for i, (path, code) in enumerate(sorted(test_split_images)):
-        name = f"ISIC_{9000000 + i:07d}"
-        shutil.copy(path, folder / "ISIC2018_Task3_Test_Input" / f"{name}.jpg")
-        rows.append({"image": name, **{c: float(c == code.upper()) for c in COLUMNS}})
-    pd.DataFrame(rows).to_csv(folder / "ISIC2018_Task3_Test_GroundTruth.csv", index=False)
-    return folder
+def _scored_set(tiny_bundle, test_split_images) -> Path:
+    """The tiny run's test images as an ISIC 2018 Task 3 folder (JPEGs renamed ISIC_*, a one-hot
+    CSV) and the bundle's float32 and int8 scored on it, built once per machine for this code and
+    bundle (test_publish.py publishes the same scores)."""
+    key = source_hash("bench.__main__", "tests.test_bench_external", extra=str(tiny_bundle))
+
+    def build(tmp: Path) -> None:
+        folder = tmp / "isic"
+        (folder / "ISIC2018_Task3_Test_Input").mkdir(parents=True)
+        rows = []
+        for i, (path, code) in enumerate(sorted(test_split_images)):
+            name = f"ISIC_{9000000 + i:07d}"
+            shutil.copy(path, folder / "ISIC2018_Task3_Test_Input" / f"{name}.jpg")
+            rows.append({"image": name, **{c: float(c == code.upper()) for c in COLUMNS}})
+        pd.DataFrame(rows).to_csv(folder / "ISIC2018_Task3_Test_GroundTruth.csv", index=False)
+        (tmp / "scored").mkdir()
+        result = run_bench(ROOT, "external", tiny_bundle, "--data", folder, "--out", tmp / "scored", "--variants",
+                           "float32", "int8", timeout=900)
+        assert result.returncode == 0, result.stderr
+        (tmp / "stdout.txt").write_text(result.stdout)
+
+    return built_once(ARTIFACTS / f"isic-scored-{key}", build)
 
 
 @pytest.fixture(scope="module")
-def scored(repo_root, tiny_bundle, isic_set, tmp_path_factory):
-    out = tmp_path_factory.mktemp("scored")
-    result = run_bench(repo_root, "external", tiny_bundle, "--data", isic_set, "--out", out, "--variants", "float32",
-                       "int8", timeout=900)
-    assert result.returncode == 0, result.stderr
-    return out, result.stdout
+def isic_set(tiny_bundle, test_split_images) -> Path:
+    return _scored_set(tiny_bundle, test_split_images) / "isic"
+
+
+@pytest.fixture(scope="module")
+def scored(tiny_bundle, test_split_images) -> tuple[Path, str]:
+    folder = _scored_set(tiny_bundle, test_split_images)
+    return folder / "scored", (folder / "stdout.txt").read_text()
 
 
 def test_predictions_are_a_challenge_submission(scored, isic_set):
