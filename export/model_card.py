@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from edge.answer import STATUSES
 from edge.labels import CODES, DISCLAIMER, NAMES
+from training.config import named_as
 
 # What the figures of one variant in one evaluation are, as the card and the manifest keep them.
 SUMMARY_KEYS = ("balanced_accuracy", "balanced_accuracy_ci95", "roc_auc_macro", "accuracy", "ece", "statuses",
@@ -139,8 +140,11 @@ def training_lines(manifest) -> list[str]:
              f"{config.get('head_epochs')} head epochs (lr {config.get('head_learning_rate')}) then up to "
              f"{config.get('fine_tune_epochs')} epochs fine-tuning the last {config.get('fine_tune_layers')} layers "
              f"(lr {config.get('fine_tune_learning_rate')}, BatchNorm in inference mode), batch "
-             f"{config.get('batch_size')}, {config.get('imbalance')}, best epoch by {config.get('monitor')}.",
-             "- Configuration `ham10000_cpu`; the full config is in manifest.json (source_run.config)."]
+             f"{config.get('batch_size')}, {config.get('imbalance')}, best epoch by {config.get('monitor')}"
+             + (f", on the moving average of the fine-tuning weights (EMA {config['ema_momentum']})"
+                if config.get("ema_momentum") else "") + ".",
+             (f"- Configuration `{name}`" if (name := named_as(config)) else "- Its own configuration (no named one)")
+             + "; the full config is in manifest.json (source_run.config)."]
     if phases:
         total = sum(p["seconds"] for p in phases.values())
         lines.append("- Wall time on 2 CPU cores: " + ", ".join(

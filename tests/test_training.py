@@ -279,3 +279,15 @@ def test_reusing_a_run_folder_with_another_config_is_refused(tiny_run, synthetic
     assert "holds a run with another config (image_size 96 -> 64; fine_tune_epochs 30 -> 40; seed 3 -> 42); " \
            "pass --restart to clear its training state" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_saved_config_is_recognised_by_name_whatever_its_weights_file():
+    from dataclasses import asdict
+
+    from training.config import named_as
+
+    saved = asdict(resolve("ham10000_cpu_ema", {"weights": "/data/mobilenet_v2.weights.h5"}))
+    assert named_as(saved) == "ham10000_cpu_ema"
+    del saved["referral_confidence"]  # a run saved before the key existed
+    assert named_as(saved) == "ham10000_cpu_ema"
+    assert named_as({**saved, "fine_tune_learning_rate": 1e-5}) is None  # neither ham10000_cpu nor the EMA run
