@@ -1,8 +1,8 @@
 """Publish an exported, evaluated bundle as a shipped model: models/NAME/ with its model card.
 
 Example usage:
-    python -m export.publish runs/ham10000_cpu models/ham10000-mobilenetv2 \\
-        --variants int8,float16,dynamic_int8 --isic results/isic2018/metrics.json \\
+    python -m export.publish runs/ham10000_cpu_ema models/ham10000-mobilenetv2 \\
+        --variants float32,float16 --isic results/isic2018/metrics.json \\
         --ham-test results/ham-test/metrics.json --training-log training.log
 
 Copies the chosen variants of RUN/bundle (hashes checked first) with their honest-answer files,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -66,6 +67,7 @@ def test_evaluate_cli_rewrites_the_report(tiny_run, tmp_path):
     (run / "metrics.json").unlink()
     result = run_module("training.evaluate", str(run))
     assert "balanced accuracy" in result.stdout
+    assert re.search(r"^phase evaluate: [\d.]+ s, peak RSS", result.stdout, re.MULTILINE)  # for export.publish
     assert json.loads((run / "metrics.json").read_text())["balanced_accuracy"] == pytest.approx(
         json.loads((tiny_run / "metrics.json").read_text())["balanced_accuracy"], abs=1e-6)
 

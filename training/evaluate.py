@@ -21,6 +21,7 @@ from edge.labels import CODES, MELANOMA
 from training import calibration, honesty, lesionstats
 from training.dataset import Splits, load_run_splits
 from training.metrics import compute_metrics
+from training.phases import phase as measured_phase
 from training.report import plot_confusion, plot_curves, report_markdown, summary
 from training.run import RunDir, RunError
 
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(metrics))
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    evaluate_run(run, data_dir=args.data)
+    with measured_phase("evaluate"):  # the line export.publish --training-log reads, as training prints it
+        evaluate_run(run, data_dir=args.data)
     print(f"wrote {run.report}")
     return 0
 
