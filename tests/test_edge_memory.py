@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import psutil
 import pytest
 
@@ -19,13 +18,19 @@ def test_rss_is_what_psutil_reads():
     assert memory.rss_mb() == pytest.approx(psutil.Process().memory_info().rss / MB, abs=4)  # allocations in between
 
 
-def test_a_blocks_peak_sees_64_mb_touched_and_freed_inside_it():
-    with memory.PeakMemory() as measured:
-        block = np.ones(64 * MB, dtype=np.uint8)  # ones, not zeros: every page is touched
-        del block
-    assert measured.own  # the reset works here, so the peak is the block's own
-    assert measured.peak_mb - measured.start_mb >= 63
-    assert measured.peak_mb - memory.rss_mb() >= 60  # the block is gone, its peak stays
+def test_a_blocks_peak_sees_64_mb_touched_and_freed_inside_it(repo_root):
+    """In a fresh process: a test worker that loaded TensorFlow before may keep a freed block mapped
+    (its RSS stayed at the peak in one `make test`), which is the allocator's state, not the measure's."""
+    code = ("import numpy as np; from edge import memory\n"
+            "with memory.PeakMemory() as measured:\n"
+            "    block = np.ones(64 * 2**20, dtype=np.uint8)  # ones, not zeros: every page is touched\n"
+            "    del block\n"
+            "print(measured.own, measured.peak_mb - measured.start_mb, measured.peak_mb - memory.rss_mb())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=300)
+    own, grew, above_now = result.stdout.split()
+    assert own == "True"  # the reset works here, so the peak is the block's own
+    assert float(grew) >= 63
+    assert float(above_now) >= 60  # the block is gone, its peak stays
 
 
 def test_a_process_peak_is_its_high_water_mark(repo_root):

@@ -293,3 +293,20 @@ def test_a_saved_config_is_recognised_by_name_whatever_its_weights_file():
     del saved["referral_confidence"]  # a run saved before the key existed
     assert named_as(saved) == "ham10000_cpu_ema"
     assert named_as({**saved, "fine_tune_learning_rate": 1e-5}) is None  # neither ham10000_cpu nor the EMA run
+
+
+def test_run_files_are_replaced_whole_so_another_worker_never_reads_half_of_one(tmp_path, monkeypatch):
+    from training.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run._write_json(run.path / "run.json", {"workers": 2})
+    assert json.loads((run.path / "run.json").read_text()) == {"workers": 2}
+
+    def interrupted(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("training.run.os.replace", interrupted)
+    with pytest.raises(OSError, match="disk full"):
+        run._write_json(run.path / "run.json", {"workers": 3})
+    assert json.loads((run.path / "run.json").read_text()) == {"workers": 2}  # never truncated

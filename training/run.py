@@ -7,6 +7,7 @@ is renamed or re-shaped in one place. Tables are pandas DataFrames, JSON files a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ class RunDir:
             self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
         self.check_config(config)
-        self._config.write_text(config.to_json() + "\n")
+        self._write_text(self._config, config.to_json() + "\n")
         self._write_json(self._labels, [{"code": c, "name": n} for c, n in CLASSES])
         self._write_json(self._info, {"data_dir": str(Path(data_dir).resolve()),
                                       "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
@@ -214,7 +215,7 @@ class RunDir:
         table.to_csv(self._subgroups, index=False, float_format="%.4f")
 
     def write_report(self, text: str) -> None:
-        self.report.write_text(text)
+        self._write_text(self.report, text)
 
     def write_report_section(self, title: str, lines: list[str]) -> None:
         """Put a '## TITLE' section at the end of report.md, replacing an earlier one of that title."""
@@ -237,5 +238,13 @@ class RunDir:
         return json.loads(path.read_text())
 
     @staticmethod
-    def _write_json(path: Path, value: Any) -> None:
-        path.write_text(json.dumps(value, indent=2) + "\n")
+    def _write_text(path: Path, text: str) -> None:
+        """Write PATH whole or not at all: the workers of one run read what the chief writes (a
+        plain write_text let a worker read config.json empty, between truncation and write)."""
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_text(text)
+        os.replace(partial, path)
+
+    @classmethod
+    def _write_json(cls, path: Path, value: Any) -> None:
+        cls._write_text(path, json.dumps(value, indent=2) + "\n")
