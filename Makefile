@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-REQS := requirements/edge.txt requirements/evaluate.txt requirements/train.txt requirements/dev.txt requirements/constraints.txt
+REQS := requirements/edge.txt requirements/evaluate.txt requirements/train.txt requirements/qat.txt requirements/dev.txt requirements/constraints.txt
 # The serving venv: requirements/edge.txt only (what a Raspberry Pi installs), no TensorFlow.
 SERVE_VENV := .venv-serve
 SERVE_PY := $(SERVE_VENV)/bin/python
@@ -43,6 +43,7 @@ $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements/qat.txt
 	touch $@
 
 # npm ci installs exactly package-lock.json; build.mjs bundles, copies the wasm and precompresses

@@ -45,8 +45,10 @@ class Variant:
     output_quantization: Quantization | None = None  # the probabilities output
     features_dtype: str = "float32"
     features_quantization: Quantization | None = None
-    # How the conversion went on the exporting machine: seconds, peak_rss_mb, rss_increase_mb.
-    conversion: dict[str, float] = field(default_factory=dict)
+    # How the conversion went on the exporting machine: seconds, peak_rss_mb, rss_increase_mb; for an
+    # int8 made by quantization-aware training also method, epochs, learning_rate, batch_size,
+    # training_images, distillation_loss (per epoch) and rebuild_max_difference (export/qat.py).
+    conversion: dict[str, Any] = field(default_factory=dict)
     # Measured with the edge runtime at export: accuracy, balanced_accuracy, per_class_recall,
     # melanoma_sensitivity, top1_agreement and max_probability_difference against the float model.
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 Example usage:
     python -m export runs/demo
     python -m export runs/ham --variants float32,int8 --calibration-images 500 --max-drop 2
+    python -m export runs/ham --qat-epochs 1
 
 Writes runs/NAME/bundle/ (float32, float16, dynamic_int8 and int8 .tflite files, honesty.bin and
 manifest.json). Every variant outputs temperature-calibrated probabilities and the pooled features,
@@ -15,6 +16,10 @@ its calibration error rises more than --max-ece-rise over float32's. Each quanti
 out-of-distribution statistics and thresholds are fitted on its own outputs first. The test
 split and the report set of non-lesion photos are measured and reported (manifest and
 report.md), never used to decide.
+
+Full int8 is post-training quantized with the calibration images, or with --qat-epochs N made by
+quantization-aware training: N epochs over the training split, distilled from float32's own
+probabilities (export/qat.py); it then meets the same gate.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
     parser.add_argument("--calibration-images", type=int, default=300,
                         help="training-split images for full-int8 calibration, stratified by class (default 300)")
+    parser.add_argument("--qat-epochs", type=int, default=0,
+                        help="make full int8 by quantization-aware training for this many epochs over the training "
+                             "split, distilled from float32 (default 0: post-training quantization)")
+    parser.add_argument("--qat-learning-rate", type=float, default=1e-5,
+                        help="Adam's learning rate for quantization-aware training (default 1e-5)")
     parser.add_argument("--max-drop", type=float, default=3.0,
                         help="largest allowed balanced-accuracy drop of a quantized variant, in points (default 3)")
     parser.add_argument("--min-agreement", type=float, default=0.95,
@@ -83,22 +93,14 @@ def _load(run, data_dir: Path | None):
     return model, splits
 
 
-def _keras_reference(export, pixels) -> np.ndarray:
-    """The calibrated export model's probabilities (its first output), predicted a chunk at a time."""
-    from training.features import float_chunks
-
-    chunks = [export.predict(chunk, batch_size=32, verbose=0)[0] for chunk in float_chunks(pixels)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, export.output[0].shape[-1]), np.float32)
-
-
 def _measure(export, splits, staging: Path, variants: list[str], nonlesion: dict[str, np.ndarray]) -> dict[str, dict]:
     """Per variant: validation figures and agreement with float32 on validation lesions and on the
     selection set of non-lesion photos (for the gates), test figures and OOD figures on the report
     set (reported); and under "keras", the float model's validation balanced accuracy."""
-    from export import verify
+    from export import calibrated, verify
     from training.metrics import compute_metrics
 
-    reference = {s: _keras_reference(export, splits.pixels[s]) for s in ("val", "test")}
+    reference = {s: calibrated.probabilities(export, splits.pixels[s]) for s in ("val", "test")}
     results, float_answers = {}, None
     for name in variants:  # float32 first (VARIANTS order), so the others compare with it
         answers = {part: verify.litert_outputs(staging, name, pixels) for part, pixels in
@@ -147,6 +149,24 @@ def _own_honesty(staging: Path, entries: dict, splits, params: dict, arrays: dic
     return fitted
 
 
+def _qat_maker(export, config, ood_layers: list[str], calibration, train_pixels, options: argparse.Namespace):
+    """The int8 variant's maker when it is made by quantization-aware training (export/qat.py)."""
+
+    def make(work: Path):
+        from export import qat
+
+        settings = qat.QatSettings(epochs=options.qat_epochs, learning_rate=options.qat_learning_rate, seed=config.seed)
+        print(f"int8 by quantization-aware training: {settings.epochs} epoch(s) over {len(train_pixels)} training "
+              f"images, learning rate {settings.learning_rate:g}")
+        try:
+            return qat.int8_by_qat(export, config.arch, config.alpha, ood_layers, calibration, train_pixels,
+                                   settings, work)
+        except qat.QatError as err:
+            raise ExportError(f"quantization-aware training: {err}") from None
+
+    return make
+
+
 def _build(run, options: argparse.Namespace, variants: list[str], staging: Path):
     """Convert, write honesty.bin and the manifest, measure and gate; return the final manifest."""
     from export import build, calibrated, verify
@@ -162,7 +182,9 @@ def _build(run, options: argparse.Namespace, variants: list[str], staging: Path)
                                            options.calibration_images, config.seed)
     print(f"calibration: {len(calibration)} training images; gate: {len(splits.labels['val'])} validation images; "
           f"reported: {len(splits.labels['test'])} test images")
-    entries = build.convert_all(export, variants, calibration, staging)
+    makers = {"int8": _qat_maker(export, config, params["ood"]["layers"], calibration, splits.pixels["train"], options)
+              } if options.qat_epochs else {}
+    entries = build.convert_all(export, variants, calibration, staging, makers=makers)
     content, layout = calibrated.honesty_bytes(arrays)
     (staging / calibrated.HONESTY_FILE).write_bytes(content)
     honesty = calibrated.honesty_info(params, content, layout, build.sha256_hex(content))
@@ -220,7 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         raise ExportError(f"--max-ece-rise must not be negative, got {args.max_ece_rise}")
     if not 0 < args.min_agreement <= 1:
         raise ExportError(f"--min-agreement must be in (0, 1], got {args.min_agreement}")
+    if args.qat_epochs < 0:
+        raise ExportError(f"--qat-epochs must not be negative, got {args.qat_epochs}")
+    if not 0 < args.qat_learning_rate < 1:
+        raise ExportError(f"--qat-learning-rate must be in (0, 1), got {args.qat_learning_rate}")
     variants = chosen_variants(args.variants)
+    if args.qat_epochs and "int8" not in variants:
+        raise ExportError("--qat-epochs makes the int8 variant, which --variants leaves out")
     manifest = export_run(args.run, variants, args)
     print(f"bundle: {args.run / 'bundle'} ({', '.join(variants)}; default {manifest.default_variant}; "
           "every variant verified)")

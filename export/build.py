@@ -89,20 +89,26 @@ def conversion_figures(seconds: float, memory: PeakMemory) -> dict:
     return figures
 
 
-def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path, log=print) -> dict[str, Variant]:
+def convert_all(model, variants: list[str], calibration: np.ndarray, work: Path, log=print,
+                makers: dict | None = None) -> dict[str, Variant]:
     """Write WORK/<variant>.tflite for each variant of the export model (export/calibrated.py);
-    return manifest entries without metrics."""
+    return manifest entries without metrics. MAKERS maps a variant to a function of WORK returning
+    (content, what its conversion entry records) instead of the recipe (export/qat.py for int8)."""
+    makers = makers or {}
     saved_model = work / "saved_model"
     save_for_conversion(model, saved_model, int(model.input.shape[1]))
     entries = {}
     for name in variants:
         with PeakMemory() as memory:
             started = time.perf_counter()
-            content = recipe(name, calibration).convert(saved_model)
+            if name in makers:
+                content, method = makers[name](work)
+            else:
+                content, method = recipe(name, calibration).convert(saved_model), {}
             seconds = time.perf_counter() - started
         path = work / f"{name}.tflite"
         path.write_bytes(content)
-        entries[name] = variant_entry(path, conversion_figures(seconds, memory))
+        entries[name] = variant_entry(path, conversion_figures(seconds, memory) | method)
         log(f"converted {name}: {len(content) / 1024:.0f} KiB in {seconds:.1f} s")
     shutil.rmtree(saved_model)
     return entries

@@ -35,6 +35,14 @@ def export_model(model, temperature: float, layers: list[str]):
     return keras.Model(inputs, [probabilities, feats], name="lesionlite_calibrated")
 
 
+def probabilities(model, pixels) -> np.ndarray:
+    """The calibrated export model's probabilities (its first output) on PIXELS, a chunk at a time."""
+    from training.features import float_chunks
+
+    chunks = [model.predict(chunk, batch_size=32, verbose=0)[0] for chunk in float_chunks(pixels)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.output[0].shape[-1]), np.float32)
+
+
 def save_for_conversion(model, folder, image_size: int) -> None:
     """SavedModel with a fixed batch-1 signature (ARCHITECTURE.md, "Export")."""
     import tensorflow as tf

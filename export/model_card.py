@@ -169,6 +169,20 @@ def honesty_lines(manifest) -> list[str]:
     return lines + [""]
 
 
+def int8_lines(manifest) -> list[str]:
+    """How the int8 variant was made, when quantization-aware training made it (export/qat.py)."""
+    variant = manifest.variants.get("int8")
+    made = variant.conversion if variant else {}
+    if "method" not in made:
+        return []
+    validation = variant.metrics.get("validation", {})
+    return [f"int8 was made by {made['method']}: {made['epochs']} epoch(s) over {made['training_images']:,} "
+            f"training-split images, learning rate {made['learning_rate']:g}. On the validation split it gives "
+            f"float32's top class for {pct(validation.get('top1_agreement'))} of images, float32's answer (ok / "
+            f"unsure / retake) for {pct(validation.get('decision_agreement'))} and float32's referral for "
+            f"{pct(validation.get('referral_agreement'))} (the export gate asks 95% of each).", ""]
+
+
 def render(manifest, name: str) -> str:
     evaluations = manifest.source_run["evaluations"]
     isic, ham = evaluations["isic2018_task3_test"], evaluations["ham10000_test_split"]
@@ -182,7 +196,7 @@ def render(manifest, name: str) -> str:
         f"Shipped variants: {shipped}; default `{default}`, what the Pi, the phone and `make demo` run: the "
         "smallest variant that passed the export gate (agreement with float32 on validation)"
         + ("" if "int8" in manifest.variants else "; full int8 did not pass it for this model") + ".", "",
-        "## Data", "", DATA, "## Training", "", *training_lines(manifest),
+        *int8_lines(manifest), "## Data", "", DATA, "## Training", "", *training_lines(manifest),
         "## ISIC 2018 Task 3 test set", "", *evaluation_table(isic), *per_class_table(isic, default),
         "## HAM10000 test split (lesion-disjoint)", "", *evaluation_table(ham), *per_class_table(ham, default),
         f"### Subgroups ({default}, HAM10000 test split)", "",

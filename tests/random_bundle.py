@@ -88,7 +88,8 @@ def build(data: Path, out: Path, preferred: str | None = None) -> Path:
     if preferred:
         prefer(run, preferred, PREFERRED_PROBABILITY)
     # Every gate open (accuracy drop, agreement, calibration): an untrained model's answers mean nothing.
-    options = argparse.Namespace(calibration_images=16, max_drop=100.0, min_agreement=0.0, max_ece_rise=1.0, data=None)
+    options = argparse.Namespace(calibration_images=16, max_drop=100.0, min_agreement=0.0, max_ece_rise=1.0, data=None,
+                                 qat_epochs=0, qat_learning_rate=1e-5)
     export_run(run.path, list(VARIANTS), options)
     return run.bundle
 

@@ -159,6 +159,8 @@ def test_failed_verification_keeps_the_old_bundle(run_copy, monkeypatch, capsys)
     (["{unfinished}"], "is not a finished run: model.keras"),
     (["{run}", "--variants", "float32,int4"], "unknown variant(s) int4; choose from float32, float16, dynamic_int8, int8"),
     (["{run}", "--calibration-images", "0"], "--calibration-images must be at least 1"),
+    (["{run}", "--qat-epochs", "-1"], "--qat-epochs must not be negative, got -1"),
+    (["{run}", "--qat-epochs", "1", "--variants", "float32"], "--qat-epochs makes the int8 variant"),
     (["{run}", "--data", "{missing}"], "missing calibration and test images: data folder"),
 ])
 def test_bad_input_gets_a_specific_message(args, message, run_copy, tmp_path):

@@ -79,3 +79,22 @@ def test_bad_choices_get_one_line(published, tiny_bundle, tmp_path, args, messag
                         "--ham-test", str(out / "metrics.json"), *args, check=False)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_the_card_says_how_a_quantization_aware_int8_was_made():
+    from types import SimpleNamespace
+
+    from edge.manifest_fields import Variant
+    from export.model_card import int8_lines
+
+    made = {"method": "quantization-aware training (distilled from float32)", "epochs": 2, "learning_rate": 3e-5,
+            "training_images": 8011}
+    validation = {"top1_agreement": 0.961, "decision_agreement": 0.982, "referral_agreement": 0.953}
+    int8 = Variant("int8.tflite", 1, "0" * 64, "uint8", "uint8", conversion=made, metrics={"validation": validation})
+    lines = int8_lines(SimpleNamespace(variants={"int8": int8}))
+    assert lines[0].startswith("int8 was made by quantization-aware training (distilled from float32): 2 epoch(s) "
+                               "over 8,011 training-split images, learning rate 3e-05.")
+    assert "top class for 96.1%" in lines[0] and "for 98.2%" in lines[0] and "referral for 95.3%" in lines[0]
+    calibrated = Variant("int8.tflite", 1, "0" * 64, "uint8", "uint8", conversion={"seconds": 3.0})
+    assert int8_lines(SimpleNamespace(variants={"int8": calibrated})) == []
+    assert int8_lines(SimpleNamespace(variants={})) == []
