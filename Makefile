@@ -33,7 +33,7 @@ help:
 	@echo "make demo-pipeline - set up, make synthetic data, train, export, benchmark and serve that demo model"
 	@echo "make check  - after every edit: ruff + the tests that need only the venv (35 s here; no apt, no npm)"
 	@echo "make test-fast - before a commit: adds the API, CLI and browser tests on the random bundle (2.8 min here)"
-	@echo "make test   - CI: set up (venv + Debian test packages when root) and run every test (11.8 min here from a fresh clone, caches warm)"
+	@echo "make test   - CI: set up (venv + Debian test packages when root) and run every test (13.8 min here from a fresh clone, caches warm)"
 	@echo "make web    - build the PWA's on-device runtime (pwa/static/vendor/) from pwa/web/ with npm"
 	@echo "make lint   - ruff"
 	@echo "make clean  - remove the demo data and runs (keeps .venv and .cache)"
