@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 @pytest.mark.parametrize(("protocol", "coding"), [("https", "br"), ("http", "gzip")])
 def test_bench_browser_measures_the_phone_against_the_interpreter(repo_root, random_bundle, tmp_path, protocol, coding):
     if find_chromium() is None:
-        pytest.skip("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
+        pytest.fail("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
     out = tmp_path / "browser.json"
     flags = ["--http"] if protocol == "http" else []
     result = run_bench(repo_root, "browser", random_bundle, "--variants", "int8", "--runs", "5", "--warmup", "1",

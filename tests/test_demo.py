@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.web]
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
     if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("needs git and this repository's history")
+        pytest.fail("needs git and this repository's history")
     target = tmp_path_factory.mktemp("fresh") / "lesionlite"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True, timeout=300)
     return target

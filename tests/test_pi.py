@@ -50,7 +50,7 @@ def unit_values(path: Path, key: str) -> list[str]:
 def require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        pytest.skip(f"{tool} not installed; run `bash scripts/install-system-deps.sh` as root")
+        pytest.fail(f"{tool} not installed; run `bash scripts/install-system-deps.sh` as root")
     return path
 
 
@@ -148,7 +148,7 @@ def test_kiosk_waits_for_the_server_and_opens_it():
 def test_kiosk_browser_lookup_finds_chromium():
     """The unit's `command -v chromium-browser || command -v chromium` resolves to a browser."""
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        pytest.skip("chromium not installed; run `bash scripts/install-system-deps.sh` as root")
+        pytest.fail("chromium not installed; run `bash scripts/install-system-deps.sh` as root")
     (start,) = unit_values(KIOSK_UNIT, "ExecStart")
     lookup = re.search(r'"\$\$\((command -v [^)]*)\)"', start)
     assert lookup, start
@@ -230,7 +230,7 @@ def test_pi_installer_help():
 def arm64():
     reason = pi_emulation.missing_tools()
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason)
     pi_emulation.ensure_sysroot()
     return pi_emulation.run_arm64
 

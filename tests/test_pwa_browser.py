@@ -53,7 +53,7 @@ def shows_probability(text: str, probability: float) -> bool:
 def chromium_path():
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
+        pytest.fail("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
     return str(chromium)
 
 

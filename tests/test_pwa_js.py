@@ -21,7 +21,7 @@ pytestmark = pytest.mark.web  # node, and the runtime make web builds (its bundl
 def test_node_unit_tests_of_the_front_end_pass(tmp_path):
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node (20 or newer) is needed for the front end's unit tests")
+        pytest.fail("node (20 or newer) is needed for the front end's unit tests")
     files = sorted(str(p.relative_to(REPO)) for p in JS_TESTS.glob("*.test.mjs"))
     assert len(files) >= 5, f"expected the logic, preprocess, honesty, integrity and photo-limits tests, found {files}"
     fixture = js_fixtures.write(tmp_path / "expected.json")

@@ -41,7 +41,7 @@ def server(random_bundle, frame, tmp_path_factory):
 def browser():
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
+        pytest.fail("Chromium is missing: apt-get install chromium (scripts/install-system-deps.sh)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

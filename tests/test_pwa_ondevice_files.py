@@ -31,7 +31,7 @@ def client(random_bundle):
 @pytest.fixture(scope="module")
 def vendor():
     if not (VENDOR / "build.json").is_file():
-        pytest.skip("the on-device runtime is not built: make web")
+        pytest.fail("the on-device runtime is not built: make web")
     return json.loads((VENDOR / "build.json").read_text())
 
 
