@@ -47,7 +47,8 @@ class Variant:
     features_quantization: Quantization | None = None
     # How the conversion went on the exporting machine: seconds, peak_rss_mb, rss_increase_mb; for an
     # int8 made by quantization-aware training also method, epochs, learning_rate, batch_size,
-    # training_images, distillation_loss (per epoch) and rebuild_max_difference (export/qat.py).
+    # training_images, distillation_loss and validation_top1_agreement (per epoch), kept_epoch and
+    # rebuild_max_difference (export/qat.py).
     conversion: dict[str, Any] = field(default_factory=dict)
     # Measured with the edge runtime at export: accuracy, balanced_accuracy, per_class_recall,
     # melanoma_sensitivity, top1_agreement and max_probability_difference against the float model.

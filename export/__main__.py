@@ -149,18 +149,19 @@ def _own_honesty(staging: Path, entries: dict, splits, params: dict, arrays: dic
     return fitted
 
 
-def _qat_maker(export, config, ood_layers: list[str], calibration, train_pixels, options: argparse.Namespace):
+def _qat_maker(export, config, ood_layers: list[str], calibration, splits, options: argparse.Namespace):
     """The int8 variant's maker when it is made by quantization-aware training (export/qat.py)."""
 
     def make(work: Path):
         from export import qat
 
         settings = qat.QatSettings(epochs=options.qat_epochs, learning_rate=options.qat_learning_rate, seed=config.seed)
-        print(f"int8 by quantization-aware training: {settings.epochs} epoch(s) over {len(train_pixels)} training "
-              f"images, learning rate {settings.learning_rate:g}")
+        print(f"int8 by quantization-aware training: {settings.epochs} epoch(s) over {len(splits.pixels['train'])} "
+              f"training images, learning rate {settings.learning_rate:g}, keeping the epoch that agrees best with "
+              f"float32 on the {len(splits.pixels['val'])} validation images")
         try:
-            return qat.int8_by_qat(export, config.arch, config.alpha, ood_layers, calibration, train_pixels,
-                                   settings, work)
+            return qat.int8_by_qat(export, config.arch, config.alpha, ood_layers, calibration, splits.pixels["train"],
+                                   settings, work, splits.pixels["val"])
         except qat.QatError as err:
             raise ExportError(f"quantization-aware training: {err}") from None
 
@@ -182,7 +183,7 @@ def _build(run, options: argparse.Namespace, variants: list[str], staging: Path)
                                            options.calibration_images, config.seed)
     print(f"calibration: {len(calibration)} training images; gate: {len(splits.labels['val'])} validation images; "
           f"reported: {len(splits.labels['test'])} test images")
-    makers = {"int8": _qat_maker(export, config, params["ood"]["layers"], calibration, splits.pixels["train"], options)
+    makers = {"int8": _qat_maker(export, config, params["ood"]["layers"], calibration, splits, options)
               } if options.qat_epochs else {}
     entries = build.convert_all(export, variants, calibration, staging, makers=makers)
     content, layout = calibrated.honesty_bytes(arrays)

@@ -188,22 +188,49 @@ class _Batches(tf_keras.utils.Sequence):
         self.order = self.rng.permutation(len(self.pixels))
 
 
-def distil(model: tf_keras.Model, pixels, targets: np.ndarray, settings: QatSettings, log=print) -> list[float]:
-    """Fine-tune MODEL towards TARGETS (float32's probabilities); the loss after each epoch."""
+def _agreement(model: tf_keras.Model, pixels, reference: np.ndarray, batch_size: int) -> float:
+    """Share of PIXELS whose top class under the fake-quantized MODEL is float32's (REFERENCE)."""
+    tops = [model.predict(np.asarray(pixels[start:start + 256], np.float32), verbose=0, batch_size=batch_size)[0]
+            .argmax(1) for start in range(0, len(pixels), 256)]
+    return float((np.concatenate(tops) == reference.argmax(1)).mean())
+
+
+def distil(model: tf_keras.Model, pixels, targets: np.ndarray, settings: QatSettings, validation=None,
+           log=print) -> dict:
+    """Fine-tune MODEL towards TARGETS (float32's probabilities on PIXELS).
+
+    VALIDATION, (pixels, float32's probabilities), is scored after every epoch; the weights of the
+    epoch with the highest top-1 agreement are kept, so that more epochs can only help. Returns the
+    loss and validation agreement per epoch, and the epoch kept."""
     tf_keras.utils.set_random_seed(settings.seed)
     model.compile(optimizer=tf_keras.optimizers.Adam(settings.learning_rate),
                   loss=[tf_keras.losses.CategoricalCrossentropy(), None])
     width = int(model.output[1].shape[-1])
+    batches = _Batches(pixels, targets, width, settings)
     started = time.perf_counter()
+    agreements: list[float] = []
+    best: dict = {}
 
     class Progress(tf_keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            log(f"quantization-aware epoch {epoch + 1}/{settings.epochs}: distillation loss {logs['loss']:.4f}, "
-                f"{time.perf_counter() - started:.0f} s")
+        def on_train_batch_end(self, batch, logs=None):
+            if (batch + 1) % 50 == 0 and batch + 1 < len(batches):
+                log(f"  batch {batch + 1}/{len(batches)}: loss {logs['loss']:.4f}, {time.perf_counter() - started:.0f} s")
 
-    history = model.fit(_Batches(pixels, targets, width, settings), epochs=settings.epochs, verbose=0,
-                        callbacks=[Progress()])
-    return [float(v) for v in history.history["loss"]]
+        def on_epoch_end(self, epoch, logs=None):
+            message = f"quantization-aware epoch {epoch + 1}/{settings.epochs}: distillation loss {logs['loss']:.4f}"
+            if validation is not None:
+                agreements.append(_agreement(model, validation[0], validation[1], settings.batch_size))
+                message += f", top-1 agreement with float32 on validation {agreements[-1]:.1%}"
+                if agreements[-1] > best.get("agreement", -1.0):
+                    best.update(agreement=agreements[-1], epoch=epoch + 1, weights=model.get_weights())
+            log(f"{message}, {time.perf_counter() - started:.0f} s")
+
+    history = model.fit(batches, epochs=settings.epochs, verbose=0, callbacks=[Progress()])
+    if best:
+        model.set_weights(best["weights"])
+    return {"distillation_loss": [round(float(v), 5) for v in history.history["loss"]],
+            "validation_top1_agreement": [round(v, 5) for v in agreements],
+            "kept_epoch": best.get("epoch", settings.epochs)}
 
 
 def convert(model: tf_keras.Model, work: Path) -> bytes:
@@ -227,16 +254,20 @@ def convert(model: tf_keras.Model, work: Path) -> bytes:
 
 
 def int8_by_qat(export, arch: str, alpha: float, ood_layers: list[str], calibration: np.ndarray, train_pixels,
-                settings: QatSettings, work: Path, log=print) -> tuple[bytes, dict]:
-    """The full-int8 file made by quantization-aware training, and what the manifest records of it."""
+                settings: QatSettings, work: Path, validation_pixels=None, log=print) -> tuple[bytes, dict]:
+    """The full-int8 file made by quantization-aware training, and what the manifest records of it.
+
+    With VALIDATION_PIXELS, the epoch kept is the one whose fake-quantized model agrees best with
+    float32 there (the export gate's own measure)."""
     student = rebuild(export, arch, alpha, ood_layers)
     difference = check_rebuild(export, student, calibration[:16])
     model = quantized(student)
     calibrate_ranges(model, calibration, settings.batch_size)
     targets = calibrated.probabilities(export, train_pixels)
-    losses = distil(model, train_pixels, targets, settings, log)
+    validation = None if validation_pixels is None else (validation_pixels,
+                                                         calibrated.probabilities(export, validation_pixels))
+    progress = distil(model, train_pixels, targets, settings, validation, log)
     content = convert(model, work)
     return content, {"method": "quantization-aware training (distilled from float32)", "epochs": settings.epochs,
                      "learning_rate": settings.learning_rate, "batch_size": settings.batch_size,
-                     "training_images": len(train_pixels), "distillation_loss": [round(v, 5) for v in losses],
-                     "rebuild_max_difference": difference}
+                     "training_images": len(train_pixels), **progress, "rebuild_max_difference": difference}

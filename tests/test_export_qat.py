@@ -119,6 +119,34 @@ def test_the_int8_file_answers_as_its_fake_quantized_model(quantized_and_file):
         np.testing.assert_allclose(got, reference, atol=4 * scale)
 
 
+@pytest.mark.tf
+def test_distillation_keeps_the_epoch_that_agrees_best_with_float32_on_validation():
+    """Trained towards class 1 while validation asks for class 0, the model agrees less every epoch:
+    the weights kept are the best epoch's, not the last one's."""
+    import tf_keras
+
+    from export import qat
+
+    tf_keras.utils.set_random_seed(0)
+    pixels = tf_keras.Input((8, 8, 3))
+    mean = tf_keras.layers.GlobalAveragePooling2D()(tf_keras.layers.Rescaling(1 / 255)(pixels))
+    # Starts sure of class 0 (bias 3 above the rest); Adam at 0.05 moves it about one logit an epoch.
+    head = tf_keras.layers.Dense(7, activation="softmax", kernel_initializer="zeros",
+                                 bias_initializer=tf_keras.initializers.Constant([3, 0, 0, 0, 0, 0, 0]))
+    model = tf_keras.Model(pixels, [head(mean), tf_keras.layers.Dense(4)(mean)])
+    images = _pixels(64, 8, seed=5)
+    towards, reference = np.eye(7, dtype=np.float32)[[1] * 64], np.eye(7, dtype=np.float32)[[0] * 64]
+    logged: list[str] = []
+    made = qat.distil(model, images, towards, qat.QatSettings(epochs=4, learning_rate=0.05, batch_size=16),
+                      (images, reference), logged.append)
+    agreements = made["validation_top1_agreement"]
+    assert len(agreements) == 4 and len(made["distillation_loss"]) == 4
+    assert agreements[0] > agreements[-1]  # the scenario: later epochs are worse
+    assert made["kept_epoch"] == int(np.argmax(agreements)) + 1 < 4
+    assert qat._agreement(model, images, reference, 16) == pytest.approx(max(agreements), abs=1e-5)
+    assert any("top-1 agreement with float32 on validation" in line for line in logged)
+
+
 @pytest.fixture(scope="module")
 def qat_bundle(request, tiny_run):
     """The tiny run exported with float32 and an int8 made by one epoch of quantization-aware training."""
@@ -142,6 +170,7 @@ def test_quantization_aware_int8_passes_the_gate_and_says_how_it_was_made(qat_bu
     made = int8["conversion"]
     assert made["method"].startswith("quantization-aware training")
     assert made["epochs"] == 1 and len(made["distillation_loss"]) == 1 and made["distillation_loss"][0] > 0
+    assert made["kept_epoch"] == 1 and made["validation_top1_agreement"][0] >= 0.5
     assert made["rebuild_max_difference"] <= 1e-4
     assert made["training_images"] > 0
     validation = int8["metrics"]["validation"]
@@ -149,3 +178,4 @@ def test_quantization_aware_int8_passes_the_gate_and_says_how_it_was_made(qat_bu
     stdout = (qat_bundle / "stdout.txt").read_text()
     assert "int8 by quantization-aware training: 1 epoch(s)" in stdout
     assert "quantization-aware epoch 1/1: distillation loss" in stdout
+    assert "top-1 agreement with float32 on validation" in stdout
