@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
             results[name] = external_report.figures(records, answers, challenge, decode_ms, codes, args.seed)
             external_report.write_variant(args.out / name, records, answers, results[name], codes)
         del pixels
-    summary = {"bundle": str(args.bundle), "data": described, "images": len(records), "threads": args.threads,
+    summary = {"bundle": str(args.bundle), "data": described, "transform": args.transform, "images": len(records),
+               "threads": args.threads,
                "variants": results}
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     report = external_report.markdown(summary, codes)

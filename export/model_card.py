@@ -37,8 +37,7 @@ LIMITS = """\
   (the out-of-distribution check), but that check is a guard, not a guarantee; no set of real phone
   photos of skin could be scored here.
 - **Skin types are under-represented.** HAM10000 comes from Vienna and Queensland clinics and is mostly
-  fair skin; no figure here says how it performs on darker skin. The photo-quality check was made not to
-  refuse darker skin as "too dark" (docs/honest-answers.md), which says nothing about accuracy there.
+  fair skin; {darker_skin}
 - **Seven classes only.** Squamous cell carcinoma is inside "akiec"; anything else (a wart, a scar, a
   tattoo) is still answered as the most similar of the seven, or as "cannot assess".
 - **Small classes.** The HAM10000 test split has 12 dermatofibromas and 14 vascular lesions: their
@@ -183,6 +182,28 @@ def int8_lines(manifest) -> list[str]:
             f"{pct(validation.get('referral_agreement'))} (the export gate asks 95% of each).", ""]
 
 
+def darker_skin_sentence(manifest) -> str:
+    """What the card can say about darker skin: the proxy figures when they were measured."""
+    darker = manifest.source_run["evaluations"].get("isic2018_task3_test_darker_skin")
+    variant = manifest.default_variant
+    if darker is None or variant not in darker["variants"]:
+        return ("no figure here says how it performs on darker skin. The photo-quality check was made not to\n  "
+                "refuse darker skin as \"too dark\" (docs/honest-answers.md), which says nothing about accuracy there.")
+    dark = darker["variants"][variant]
+    original = manifest.source_run["evaluations"]["isic2018_task3_test"]["variants"][variant]
+
+    def unsure(r: dict) -> str:
+        return pct(r["statuses"]["unsure"] / sum(r["statuses"].values()))
+
+    return (f"no real photo of darker skin could be scored here. As a proxy, the ISIC 2018 test images made darker "
+            f"(`python -m bench external --transform darker-skin`: linear-light reflectance scaled per channel, "
+            f"docs/honest-answers.md) got from {variant} {dark['statuses']['retake']} \"retake\" answers, "
+            f"\"cannot assess\" for {unsure(dark)} (originals: {unsure(original)}), balanced accuracy "
+            f"{pct(dark['balanced_accuracy'])} (originals: {pct(original['balanced_accuracy'])}) and "
+            f"{pct(dark['referral_sensitivity'])} of melanomas told to see a doctor (originals: "
+            f"{pct(original['referral_sensitivity'])}): expect fewer and worse answers on darker skin.")
+
+
 def render(manifest, name: str) -> str:
     evaluations = manifest.source_run["evaluations"]
     isic, ham = evaluations["isic2018_task3_test"], evaluations["ham10000_test_split"]
@@ -201,5 +222,6 @@ def render(manifest, name: str) -> str:
         "## HAM10000 test split (lesion-disjoint)", "", *evaluation_table(ham), *per_class_table(ham, default),
         f"### Subgroups ({default}, HAM10000 test split)", "",
         "Small groups give unstable figures: read the counts first.", "", *subgroup_table(ham, default),
-        "## Honest answers", "", *honesty_lines(manifest), "## Known limits", "", LIMITS,
+        "## Honest answers", "", *honesty_lines(manifest), "## Known limits", "",
+        LIMITS.format(darker_skin=darker_skin_sentence(manifest)),
         "## Licence and attribution", "", "See LICENSE.md (CC BY-NC-SA 4.0).", ""])

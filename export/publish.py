@@ -28,6 +28,7 @@ from edge.manifest import Manifest
 from export import model_card
 
 EVALUATIONS = {"isic": "isic2018_task3_test", "ham_test": "ham10000_test_split"}
+DARKER_SKIN = "isic2018_task3_test_darker_skin"
 
 
 class PublishError(UsageError):
@@ -44,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="metrics.json of `python -m bench external` on the ISIC 2018 Task 3 test set")
     parser.add_argument("--ham-test", type=Path, required=True,
                         help="metrics.json of `python -m bench external` on the run's HAM10000 test split")
+    parser.add_argument("--darker-skin", type=Path, default=None,
+                        help="metrics.json of `python -m bench external --transform darker-skin` on the ISIC 2018 "
+                        "test set (the default variant at least), for the card's skin-type limit")
     parser.add_argument("--training-log", type=Path, default=None,
                         help="what `python -m training` printed, for the phases' wall time and memory")
     return parser.parse_args(argv)
@@ -86,20 +90,31 @@ def _files(manifest: Manifest, names: list[str]) -> dict[str, str]:
     return files
 
 
-def evaluations(isic: dict, ham_test: dict, names: list[str]) -> dict[str, dict]:
-    """Each evaluation's figures per variant (every evaluated variant, shipped or not)."""
-    found = {}
-    for key, figures in (("isic", isic), ("ham_test", ham_test)):
-        missing = [n for n in names if n not in figures.get("variants", {})]
-        if missing:
-            raise PublishError(f"the {key} evaluation has no figures for {', '.join(missing)}: run python -m bench "
-                               "external on the bundle with every shipped variant")
-        found[EVALUATIONS[key]] = {"data": figures["data"], "images": figures["images"],
-                                   "variants": {n: model_card.summary(r) for n, r in figures["variants"].items()}}
+def _figures(key: str, figures: dict, needed: list[str], transform: str) -> dict:
+    if figures.get("transform", "none") != transform:
+        raise PublishError(f"the {key} evaluation was scored with --transform {figures.get('transform', 'none')}; "
+                           f"it must be {transform}")
+    missing = [n for n in needed if n not in figures.get("variants", {})]
+    if missing:
+        raise PublishError(f"the {key} evaluation has no figures for {', '.join(missing)}: run python -m bench "
+                           "external on the bundle with " + ("every shipped variant" if len(needed) > 1 else needed[0]))
+    return {"data": figures["data"], "images": figures["images"],
+            "variants": {n: model_card.summary(r) for n, r in figures["variants"].items()}}
+
+
+def evaluations(isic: dict, ham_test: dict, names: list[str], default: str, darker: dict | None = None
+                ) -> dict[str, dict]:
+    """Each evaluation's figures per variant (every evaluated variant, shipped or not); the darker-skin
+    one, when given, needs the DEFAULT variant only."""
+    found = {EVALUATIONS[key]: _figures(key.replace("_", "-"), figures, names, "none")
+             for key, figures in (("isic", isic), ("ham_test", ham_test))}
+    if darker is not None:
+        found[DARKER_SKIN] = _figures("darker-skin", darker, [default], "darker-skin")
     return found
 
 
-def publish(run: Path, out: Path, names: list[str] | None, isic: dict, ham_test: dict, phases: dict) -> Manifest:
+def publish(run: Path, out: Path, names: list[str] | None, isic: dict, ham_test: dict, phases: dict,
+            darker: dict | None = None) -> Manifest:
     """Write OUT (replacing it whole) and return the published manifest.
 
     Raises:
@@ -108,7 +123,8 @@ def publish(run: Path, out: Path, names: list[str] | None, isic: dict, ham_test:
     bundle = run / "bundle"
     manifest = Manifest.load(bundle)
     names = _chosen(manifest, ",".join(names) if names else None)
-    source = {**manifest.source_run, "evaluations": evaluations(isic, ham_test, names), "training_phases": phases}
+    source = {**manifest.source_run, "evaluations": evaluations(isic, ham_test, names, manifest.default_variant, darker),
+              "training_phases": phases}
     shipped = {n: v for n, v in manifest.variants.items() if n in names}  # in the bundle's order
     published = dataclasses.replace(manifest, variants=shipped, source_run=source)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         raise PublishError(f"{args.run} has no bundle/: export it first (python -m export {args.run})")
     names = args.variants.split(",") if args.variants else None
     published = publish(args.run, args.out, names, _json(args.isic), _json(args.ham_test),
-                        training_phases(args.training_log))
+                        training_phases(args.training_log), _json(args.darker_skin) if args.darker_skin else None)
     size = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"published {args.out}: {', '.join(published.variants)} (default {published.default_variant}), "
           f"{size / 2**20:.1f} MiB with MODEL_CARD.md and LICENSE.md")

@@ -22,10 +22,17 @@ def published(tiny_bundle, scored, tmp_path_factory):  # noqa: F811
     shutil.copytree(tiny_bundle, run / "bundle")
     log = run / "training.log"
     log.write_text("phase decode: 12.5 s, peak RSS 700 MB\nphase train: 3000.0 s, peak RSS 2,100 MB\n")
+    # The darker-skin figures as `bench external --transform darker-skin` writes them, made distinct
+    # from the originals (balanced accuracy 10 points lower, every answer "unsure") to see which the card quotes.
+    darker = json.loads((out / "metrics.json").read_text())
+    int8 = darker["variants"]["int8"]
+    int8["balanced_accuracy"] -= 0.1
+    int8["statuses"] = {"ok": 0, "unsure": sum(int8["statuses"].values()), "retake": 0}
+    (run / "darker.json").write_text(json.dumps({**darker, "transform": "darker-skin"}))
     target = tmp_path_factory.mktemp("models") / "tiny-model"
     result = run_module("export.publish", str(run), str(target), "--variants", "int8,float32",
                         "--isic", str(out / "metrics.json"), "--ham-test", str(out / "metrics.json"),
-                        "--training-log", str(log), check=False)
+                        "--darker-skin", str(run / "darker.json"), "--training-log", str(log), check=False)
     assert result.returncode == 0, result.stderr
     return target, out
 
@@ -60,6 +67,20 @@ def test_the_manifest_carries_the_model_cards_figures(published):
     assert "train 50.0 min (peak 2,100 MB)" in card
 
 
+def test_the_cards_skin_type_limit_quotes_the_darker_skin_figures(published):
+    target, out = published
+    card = (target / "MODEL_CARD.md").read_text()
+    manifest = json.loads((target / "manifest.json").read_text())
+    darker = manifest["source_run"]["evaluations"]["isic2018_task3_test_darker_skin"]["variants"]["int8"]
+    original = json.loads((out / "metrics.json").read_text())["variants"]["int8"]
+    limit = next(block for block in card.split("\n- ") if block.startswith("**Skin types are under-represented.**"))
+    limit = " ".join(limit.split())
+    assert "no figure here says" not in limit
+    assert (f"balanced accuracy {100 * darker['balanced_accuracy']:.1f}% (originals: "
+            f"{100 * original['balanced_accuracy']:.1f}%)") in limit
+    assert '"cannot assess" for 100.0%' in limit and "0 \"retake\" answers" in limit
+
+
 def test_licence_and_attribution_sit_beside_the_model(published):
     target, _ = published
     licence = (target / "LICENSE.md").read_text()
@@ -77,6 +98,23 @@ def test_bad_choices_get_one_line(published, tiny_bundle, tmp_path, args, messag
     shutil.copytree(tiny_bundle, run / "bundle")
     result = run_module("export.publish", str(run), str(tmp_path / "m"), "--isic", str(out / "metrics.json"),
                         "--ham-test", str(out / "metrics.json"), *args, check=False)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(("flag", "transform", "message"), [
+    ("--darker-skin", "none", "the darker-skin evaluation was scored with --transform none; it must be darker-skin"),
+    ("--isic", "darker-skin", "the isic evaluation was scored with --transform darker-skin; it must be none"),
+])
+def test_an_evaluation_of_the_wrong_images_gets_one_line(published, tiny_bundle, tmp_path, flag, transform, message):
+    _, out = published
+    run = tmp_path / "run"
+    shutil.copytree(tiny_bundle, run / "bundle")
+    figures = {**json.loads((out / "metrics.json").read_text()), "transform": transform}
+    (tmp_path / "wrong.json").write_text(json.dumps(figures))
+    given = {"--isic": out / "metrics.json", "--ham-test": out / "metrics.json", flag: tmp_path / "wrong.json"}
+    result = run_module("export.publish", str(run), str(tmp_path / "m"), "--variants", "int8,float32",
+                        *[part for pair in given.items() for part in map(str, pair)], check=False)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m").exists()
 
