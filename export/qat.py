@@ -25,6 +25,7 @@ distillation of the calibrated export model (export/calibrated.py) into its own 
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,10 @@ import tf_keras
 from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
 
 from export import calibrated
+
+# Progress is flushed line by line: an epoch takes minutes, and a log piped to a file or to tee
+# would otherwise show nothing until the end.
+_print = functools.partial(print, flush=True)
 
 # Rebuilt layers must equal the export model's within the export's float32 gate.
 REBUILD_TOLERANCE = 1e-4
@@ -196,7 +201,7 @@ def _agreement(model: tf_keras.Model, pixels, reference: np.ndarray, batch_size:
 
 
 def distil(model: tf_keras.Model, pixels, targets: np.ndarray, settings: QatSettings, validation=None,
-           log=print) -> dict:
+           log=_print) -> dict:
     """Fine-tune MODEL towards TARGETS (float32's probabilities on PIXELS).
 
     VALIDATION, (pixels, float32's probabilities), is scored after every epoch; the weights of the
@@ -254,7 +259,7 @@ def convert(model: tf_keras.Model, work: Path) -> bytes:
 
 
 def int8_by_qat(export, arch: str, alpha: float, ood_layers: list[str], calibration: np.ndarray, train_pixels,
-                settings: QatSettings, work: Path, validation_pixels=None, log=print) -> tuple[bytes, dict]:
+                settings: QatSettings, work: Path, validation_pixels=None, log=_print) -> tuple[bytes, dict]:
     """The full-int8 file made by quantization-aware training, and what the manifest records of it.
 
     With VALIDATION_PIXELS, the epoch kept is the one whose fake-quantized model agrees best with
