@@ -17,7 +17,10 @@ distillation of the calibrated export model (export/calibrated.py) into its own 
    to leave.
 4. Fine-tuning minimises the cross-entropy to float32's own calibrated probabilities on the
    training split, not to the labels: the gate asks the int8 variant to answer as float32 does.
-   The validation split is never seen; the export's gate reads it afterwards, as for any variant.
+   The validation split is never trained on: after each epoch it only chooses which epoch's weights
+   are converted (the best top-1 agreement with float32). The gate then reads the same split, so
+   that choice makes the gate's figure slightly optimistic; the test split's agreement, reported
+   beside it, is not chosen on.
 5. The result is converted from a SavedModel with a batch-1 signature: uint8 pixels in, uint8
    probabilities and features out, int8 kernels throughout, as the post-training recipe makes.
 """
