@@ -153,7 +153,11 @@ def _qat_maker(export, config, ood_layers: list[str], calibration, splits, optio
     """The int8 variant's maker when it is made by quantization-aware training (export/qat.py)."""
 
     def make(work: Path):
-        from export import qat
+        try:
+            from export import qat
+        except ImportError as err:
+            raise ExportError(f"quantization-aware training needs tf-keras and tensorflow-model-optimization ({err}): "
+                              "make setup installs them (pip install --no-deps -r requirements/qat.txt)") from None
 
         settings = qat.QatSettings(epochs=options.qat_epochs, learning_rate=options.qat_learning_rate, seed=config.seed)
         print(f"int8 by quantization-aware training: {settings.epochs} epoch(s) over {len(splits.pixels['train'])} "

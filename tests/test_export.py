@@ -219,3 +219,18 @@ def test_the_default_variant_is_the_smallest_that_passed():
     assert default_variant(dict.fromkeys(["float32", "float16"])) == "float16"  # full int8 refused by the gate
     assert default_variant(dict.fromkeys(["float32", "dynamic_int8"])) == "dynamic_int8"
     assert default_variant(dict.fromkeys(["float32"])) == "float32"
+
+
+@pytest.mark.check
+def test_quantization_aware_training_without_its_toolkit_says_how_to_install_it(monkeypatch, tmp_path):
+    import argparse
+    import sys
+    from types import SimpleNamespace
+
+    from export.__main__ import ExportError, _qat_maker
+
+    monkeypatch.setitem(sys.modules, "export.qat", None)  # as if tf-keras were not installed
+    options = argparse.Namespace(qat_epochs=1, qat_learning_rate=1e-5)
+    make = _qat_maker(None, SimpleNamespace(seed=0), [], None, None, options)
+    with pytest.raises(ExportError, match=r"needs tf-keras and tensorflow-model-optimization .*requirements/qat.txt"):
+        make(tmp_path)
