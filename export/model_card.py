@@ -197,8 +197,8 @@ def darker_skin_sentence(manifest) -> str:
 
     return (f"no real photo of darker skin could be scored here. As a proxy, the ISIC 2018 test images made darker "
             f"(`python -m bench external --transform darker-skin`: linear-light reflectance scaled per channel, "
-            f"docs/honest-answers.md) got from {variant} {dark['statuses']['retake']} \"retake\" answers, "
-            f"\"cannot assess\" for {unsure(dark)} (originals: {unsure(original)}), balanced accuracy "
+            f"docs/honest-answers.md): {variant} answered {dark['statuses']['retake']} of them \"retake\", "
+            f"\"cannot assess\" {unsure(dark)} (originals: {unsure(original)}), balanced accuracy "
             f"{pct(dark['balanced_accuracy'])} (originals: {pct(original['balanced_accuracy'])}) and "
             f"{pct(dark['referral_sensitivity'])} of melanomas told to see a doctor (originals: "
             f"{pct(original['referral_sensitivity'])}): expect fewer and worse answers on darker skin.")

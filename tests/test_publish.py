@@ -78,7 +78,7 @@ def test_the_cards_skin_type_limit_quotes_the_darker_skin_figures(published):
     assert "no figure here says" not in limit
     assert (f"balanced accuracy {100 * darker['balanced_accuracy']:.1f}% (originals: "
             f"{100 * original['balanced_accuracy']:.1f}%)") in limit
-    assert '"cannot assess" for 100.0%' in limit and "0 \"retake\" answers" in limit
+    assert '"cannot assess" 100.0% (originals:' in limit and 'int8 answered 0 of them "retake"' in limit
 
 
 def test_licence_and_attribution_sit_beside_the_model(published):
