@@ -114,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
             external_report.write_variant(args.out / name, records, answers, results[name], codes)
         del pixels
     summary = {"bundle": str(args.bundle), "data": described, "transform": args.transform, "images": len(records),
-               "threads": args.threads,
-               "variants": results}
+               "threads": args.threads, "variants": results}
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     report = external_report.markdown(summary, codes)
     (args.out / "report.md").write_text(report)

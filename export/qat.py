@@ -196,11 +196,9 @@ class _Batches(tf_keras.utils.Sequence):
         self.order = self.rng.permutation(len(self.pixels))
 
 
-def _agreement(model: tf_keras.Model, pixels, reference: np.ndarray, batch_size: int) -> float:
+def _agreement(model: tf_keras.Model, pixels, reference: np.ndarray) -> float:
     """Share of PIXELS whose top class under the fake-quantized MODEL is float32's (REFERENCE)."""
-    tops = [model.predict(np.asarray(pixels[start:start + 256], np.float32), verbose=0, batch_size=batch_size)[0]
-            .argmax(1) for start in range(0, len(pixels), 256)]
-    return float((np.concatenate(tops) == reference.argmax(1)).mean())
+    return float((calibrated.probabilities(model, pixels).argmax(1) == reference.argmax(1)).mean())
 
 
 def distil(model: tf_keras.Model, pixels, targets: np.ndarray, settings: QatSettings, validation=None,
@@ -227,7 +225,7 @@ def distil(model: tf_keras.Model, pixels, targets: np.ndarray, settings: QatSett
         def on_epoch_end(self, epoch, logs=None):
             message = f"quantization-aware epoch {epoch + 1}/{settings.epochs}: distillation loss {logs['loss']:.4f}"
             if validation is not None:
-                agreements.append(_agreement(model, validation[0], validation[1], settings.batch_size))
+                agreements.append(_agreement(model, validation[0], validation[1]))
                 message += f", top-1 agreement with float32 on validation {agreements[-1]:.1%}"
                 if agreements[-1] > best.get("agreement", -1.0):
                     best.update(agreement=agreements[-1], epoch=epoch + 1, weights=model.get_weights())

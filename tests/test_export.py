@@ -227,9 +227,11 @@ def test_quantization_aware_training_without_its_toolkit_says_how_to_install_it(
     import sys
     from types import SimpleNamespace
 
+    import export
     from export.__main__ import ExportError, _qat_maker
 
     monkeypatch.setitem(sys.modules, "export.qat", None)  # as if tf-keras were not installed
+    monkeypatch.delattr(export, "qat", raising=False)  # another test of this worker may have imported it
     options = argparse.Namespace(qat_epochs=1, qat_learning_rate=1e-5)
     make = _qat_maker(None, SimpleNamespace(seed=0), [], None, None, options)
     with pytest.raises(ExportError, match=r"needs tf-keras and tensorflow-model-optimization .*requirements/qat.txt"):
