@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="make full int8 by quantization-aware training for this many epochs over the training "
                              "split, distilled from float32 (default 0: post-training quantization)")
     parser.add_argument("--qat-learning-rate", type=float, default=1e-5,
-                        help="Adam's learning rate for quantization-aware training (default 1e-5)")
+                        help="Adam's starting learning rate for quantization-aware training, falling along a cosine "
+                             "to zero by the last epoch (default 1e-5)")
     parser.add_argument("--max-drop", type=float, default=3.0,
                         help="largest allowed balanced-accuracy drop of a quantized variant, in points (default 3)")
     parser.add_argument("--min-agreement", type=float, default=0.95,
@@ -161,7 +162,7 @@ def _qat_maker(export, config, ood_layers: list[str], calibration, splits, optio
 
         settings = qat.QatSettings(epochs=options.qat_epochs, learning_rate=options.qat_learning_rate, seed=config.seed)
         print(f"int8 by quantization-aware training: {settings.epochs} epoch(s) over {len(splits.pixels['train'])} "
-              f"training images, learning rate {settings.learning_rate:g}, keeping the epoch that agrees best with "
+              f"training images, learning rate {settings.learning_rate:g} falling to 0, keeping the epoch that agrees best with "
               f"float32 on the {len(splits.pixels['val'])} validation images")
         try:
             return qat.int8_by_qat(export, config.arch, config.alpha, ood_layers, calibration, splits.pixels["train"],
