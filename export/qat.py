@@ -264,7 +264,8 @@ def distil(model: tf_keras.Model, pixels, targets: np.ndarray, settings: QatSett
     """Fine-tune MODEL towards TARGETS (float32's probabilities on PIXELS).
 
     VALIDATION, (pixels, float32's probabilities), is scored after every epoch; the weights of the
-    epoch with the highest top-1 agreement are kept, so that more epochs can only help. Returns the
+    epoch with the highest top-1 agreement are kept (the rate falls along a cosine to zero by the
+    last epoch, so EPOCHS also sets how fast). Returns the
     loss and validation agreement per epoch, and the epoch kept."""
     tf_keras.utils.set_random_seed(settings.seed)
     width = int(model.output[1].shape[-1])
