@@ -13,8 +13,9 @@ distillation of the calibrated export model (export/calibrated.py) into its own 
    (BatchNorm folded at conversion), activations per tensor. Depthwise kernels get a quantizer of
    their own (DepthwiseKernelQuantizer): the toolkit's quantizes them with one range for the whole
    kernel, which left the fake-quantized model at 67.8% top-1 agreement with float32 on validation
-   before any training, against 81.6% per channel, as the converted file quantizes them. The scaling of raw pixels to [-1, 1]
-   gets an output quantizer of its own (OutputQuantized); BatchNorm stays frozen, as in training.
+   before any training, against 81.6% per channel, as the converted file quantizes them. The
+   scaling of raw pixels to [-1, 1] gets an output quantizer of its own (OutputQuantized);
+   BatchNorm stays frozen, as in training.
 3. Activation ranges start from the calibration images (the mean of their per-batch ranges)
    instead of the toolkit's [-6, 6], which its 0.999 moving average would take thousands of steps
    to leave.
@@ -265,8 +266,8 @@ def distil(model: tf_keras.Model, pixels, targets: np.ndarray, settings: QatSett
 
     VALIDATION, (pixels, float32's probabilities), is scored after every epoch; the weights of the
     epoch with the highest top-1 agreement are kept (the rate falls along a cosine to zero by the
-    last epoch, so EPOCHS also sets how fast). Returns the
-    loss and validation agreement per epoch, and the epoch kept."""
+    last epoch, so EPOCHS also sets how fast). Returns the loss and validation agreement per epoch,
+    and the epoch kept."""
     tf_keras.utils.set_random_seed(settings.seed)
     width = int(model.output[1].shape[-1])
     batches = _Batches(pixels, targets, width, settings)
