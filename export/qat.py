@@ -9,50 +9,36 @@ distillation of the calibrated export model (export/calibrated.py) into its own 
 1. The export model (Keras 3) is rebuilt layer for layer in tf-keras, which the TensorFlow Model
    Optimization toolkit needs, and its weights are copied by layer name. The copy must reproduce
    the export model within the float32 gate (1e-4) or the export stops.
-2. `quantize_apply` inserts fake quantization where TFLite will quantize: weights per channel
-   (BatchNorm folded at conversion), activations per tensor. Depthwise kernels get a quantizer of
-   their own (DepthwiseKernelQuantizer): the toolkit's quantizes them with one range for the whole
-   kernel, which left the fake-quantized model at 67.8% top-1 agreement with float32 on validation
-   before any training, against 81.6% per channel, as the converted file quantizes them. The
-   scaling of raw pixels to [-1, 1] gets an output quantizer of its own (OutputQuantized);
-   BatchNorm stays frozen, as in training.
-3. Activation ranges start from the calibration images (the mean of their per-batch ranges)
-   instead of the toolkit's [-6, 6], which its 0.999 moving average would take thousands of steps
-   to leave.
-4. Fine-tuning minimises the cross-entropy to float32's own calibrated probabilities on the
+2. Fake quantization goes in where TFLite will round (export/qat_scheme.py): weights per channel
+   (BatchNorm folded at conversion), depthwise kernels per channel too (the toolkit's quantizer
+   gave them one range, which left the fake-quantized model at 67.8% top-1 agreement with float32
+   on validation before any training, against 81.6% per channel), activations per tensor, their
+   ranges started from the calibration images. BatchNorm stays frozen, as in training.
+3. Fine-tuning minimises the cross-entropy to float32's own calibrated probabilities on the
    training split, not to the labels: the gate asks the int8 variant to answer as float32 does.
    The learning rate falls from its start to zero along a cosine over all epochs.
    The validation split is never trained on: after each epoch it only chooses which epoch's weights
    are converted (the best top-1 agreement with float32). The gate then reads the same split, so
    that choice makes the gate's figure slightly optimistic; the test split's agreement, reported
    beside it, is not chosen on.
-5. The result is converted from a SavedModel with a batch-1 signature: uint8 pixels in, uint8
+4. The result is converted from a SavedModel with a batch-1 signature: uint8 pixels in, uint8
    probabilities and features out, int8 kernels throughout, as the post-training recipe makes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot  # tf-keras (Keras 2) underneath; the project is Keras 3
 import tf_keras
-from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-    default_8bit_quantize_registry as registry_8bit,
-)
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-    default_8bit_quantize_scheme as scheme_8bit,
-)
 
 from export import calibrated
+from export.qat_scheme import calibrate_ranges, quantized
 
 # Progress is flushed line by line: an epoch takes minutes, and a log piped to a file or to tee
 # would otherwise show nothing until the end.
@@ -75,76 +61,6 @@ class QatSettings:
     learning_rate: float = 1e-5
     batch_size: int = 32
     seed: int = 0
-
-
-class OutputQuantized(tfmot.quantization.keras.QuantizeConfig):
-    """Quantize a weightless layer's output only (the Rescaling of pixels to [-1, 1])."""
-
-    def get_weights_and_quantizers(self, layer):
-        return []
-
-    def get_activations_and_quantizers(self, layer):
-        return []
-
-    def set_quantize_weights(self, layer, quantize_weights):
-        pass
-
-    def set_quantize_activations(self, layer, quantize_activations):
-        pass
-
-    def get_output_quantizers(self, layer):
-        return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
-            num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
-
-    def get_config(self):
-        return {}
-
-
-class DepthwiseKernelQuantizer(tfmot.quantization.keras.quantizers.LastValueQuantizer):
-    """A depthwise kernel quantized per output channel, as TFLite's converter quantizes it.
-
-    The toolkit's own per-axis quantizer takes the kernel's last axis, which for a depthwise
-    kernel (height, width, channels, multiplier) is the multiplier, 1: the whole kernel then gets
-    one range (tensorflow/model-optimization#808), while the converted file has one per channel.
-    MobileNetV2's first depthwise kernel spans 516 times between its channels' ranges, so training
-    against the one range fitted noise the int8 file does not have."""
-
-    def __init__(self, num_bits=8, per_axis=True, symmetric=True, narrow_range=True):
-        super().__init__(num_bits=num_bits, per_axis=per_axis, symmetric=symmetric, narrow_range=narrow_range)
-
-    def build(self, tensor_shape, name, layer):
-        channels = int(tensor_shape[-2]) * int(tensor_shape[-1])
-        start = tf_keras.initializers.Constant
-        return {"min_var": layer.add_weight(name + "_min", shape=(channels,), initializer=start(-6.0), trainable=False),
-                "max_var": layer.add_weight(name + "_max", shape=(channels,), initializer=start(6.0), trainable=False)}
-
-    def __call__(self, inputs, training, weights, **kwargs):
-        height, width, channels, multiplier = inputs.shape
-        # 4-D, as the toolkit's per-channel range needs; output channel c * multiplier + m on the last axis
-        flat = tf.reshape(inputs, (height, width, 1, channels * multiplier))
-        return tf.reshape(super().__call__(flat, training, weights, **kwargs), inputs.shape)
-
-
-class _DepthwiseQuantizeConfig(registry_8bit.Default8BitConvQuantizeConfig):
-    """The toolkit's configuration of a depthwise convolution, its kernel quantized per channel."""
-
-    def __init__(self, weight_attrs, activation_attrs, quantize_output):
-        super().__init__(weight_attrs, activation_attrs, quantize_output)
-        self.weight_quantizer = DepthwiseKernelQuantizer()
-
-
-class _Registry(registry_8bit.Default8BitQuantizeRegistry):
-    def __init__(self):
-        super().__init__()
-        self._layer_quantize_map[tf_keras.layers.DepthwiseConv2D] = _DepthwiseQuantizeConfig(
-            ["depthwise_kernel"], ["activation"], False)
-
-
-class _Scheme(scheme_8bit.Default8BitQuantizeScheme):
-    """The toolkit's 8-bit scheme (its Conv + BatchNorm + ReLU patterns kept), depthwise per channel."""
-
-    def get_quantize_registry(self):
-        return _Registry()
 
 
 def _layers_by_name(model) -> dict:
@@ -191,47 +107,6 @@ def check_rebuild(export, student, pixels: np.ndarray) -> float:
         raise QatError(f"the tf-keras rebuild differs from the export model by {difference:.3g} "
                        f"(more than {REBUILD_TOLERANCE:g}); quantization-aware training needs an exact copy")
     return difference
-
-
-def quantized(student: tf_keras.Model) -> tf_keras.Model:
-    """STUDENT with fake quantization as TFLite's int8 kernels will run it."""
-    keras_q = tfmot.quantization.keras
-
-    def annotate(layer):
-        config = OutputQuantized() if isinstance(layer, tf_keras.layers.Rescaling) else None
-        return keras_q.quantize_annotate_layer(layer, config)
-
-    annotated = tf_keras.models.clone_model(student, clone_function=annotate)
-    annotated.set_weights(student.get_weights())
-    with keras_q.quantize_scope({"OutputQuantized": OutputQuantized, "_DepthwiseQuantizeConfig": _DepthwiseQuantizeConfig,
-                                 "DepthwiseKernelQuantizer": DepthwiseKernelQuantizer}):
-        return keras_q.quantize_apply(annotated, scheme=_Scheme())
-
-
-@contextlib.contextmanager
-def _range_averaging() -> Iterator[Callable[[], None]]:
-    """While open, the toolkit's moving-average quantizers keep the running mean of per-batch
-    ranges (decay k/(k+1) at batch k, so the first batch replaces the [-6, 6] start); the caller
-    advances k after each batch. Eager calls only: a traced function keeps the decay it saw."""
-    original, batches = quant_ops.MovingAvgQuantize, [0]
-
-    def averaging(*args, **kwargs):
-        kwargs["ema_decay"] = batches[0] / (batches[0] + 1.0)
-        return original(*args, **kwargs)
-
-    quant_ops.MovingAvgQuantize = averaging
-    try:
-        yield lambda: batches.__setitem__(0, batches[0] + 1)
-    finally:
-        quant_ops.MovingAvgQuantize = original
-
-
-def calibrate_ranges(model: tf_keras.Model, calibration: np.ndarray, batch_size: int) -> None:
-    """Set every activation range from the calibration images, weights untouched."""
-    with _range_averaging() as next_batch:
-        for start in range(0, len(calibration), batch_size):
-            model(np.asarray(calibration[start:start + batch_size], np.float32), training=True)
-            next_batch()
 
 
 class _Batches(tf_keras.utils.Sequence):

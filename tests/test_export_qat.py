@@ -1,6 +1,6 @@
-"""Full int8 by quantization-aware training (export/qat.py): an exact tf-keras copy, ranges from
-the calibration images, a converted file that answers as its fake-quantized model, and the
-export's gate applied to it as to any variant."""
+"""Full int8 by quantization-aware training (export/qat.py, export/qat_scheme.py): an exact
+tf-keras copy, ranges from the calibration images, a converted file that answers as its
+fake-quantized model, and the export's gate applied to it as to any variant."""
 
 from __future__ import annotations
 
@@ -72,12 +72,12 @@ def test_a_rebuild_with_other_weights_is_refused():
 @pytest.fixture(scope="module")
 def quantized_and_file(tmp_path_factory):
     """An untrained MobileNetV2's fake-quantized model, its ranges calibrated, and its int8 file."""
-    from export import qat
+    from export import qat, qat_scheme
 
     export = _export_model("mobilenet_v2", 0.35, 64, ("block_6_expand_relu",))
-    model = qat.quantized(qat.rebuild(export, "mobilenet_v2", 0.35, ["block_6_expand_relu"]))
+    model = qat_scheme.quantized(qat.rebuild(export, "mobilenet_v2", 0.35, ["block_6_expand_relu"]))
     before = _ranges(model, "quant_to_minus1_1")
-    qat.calibrate_ranges(model, _pixels(64, 64), batch_size=16)
+    qat_scheme.calibrate_ranges(model, _pixels(64, 64), batch_size=16)
     content = qat.convert(model, tmp_path_factory.mktemp("qat"))
     return model, content, before
 
@@ -107,7 +107,7 @@ def test_a_depthwise_kernel_is_fake_quantized_per_channel_as_the_converter_quant
     import tf_keras
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantizers
 
-    from export import qat
+    from export import qat_scheme
 
     rng = np.random.default_rng(0)
     kernel = np.stack([rng.uniform(-1, 1, (3, 3)), rng.uniform(-0.002, 0.002, (3, 3))], -1)[..., None]  # 3x3x2x1
@@ -117,7 +117,7 @@ def test_a_depthwise_kernel_is_fake_quantized_per_channel_as_the_converter_quant
         weights = quantizer.build(kernel.shape, "depthwise_kernel", tf_keras.layers.Layer())
         return quantizer(tf.constant(kernel, tf.float32), True, weights).numpy()[:, :, 1, 0]
 
-    ours = fake_quantized(qat.DepthwiseKernelQuantizer())
+    ours = fake_quantized(qat_scheme.DepthwiseKernelQuantizer())
     assert np.abs(ours - small).max() <= np.abs(small).max() / 127 / 2 + 1e-7
     assert np.abs(fake_quantized(default_8bit_quantizers.Default8BitConvWeightsQuantizer())).max() == 0
     model, _, _ = quantized_and_file  # and the export's fake-quantized MobileNetV2 uses it
