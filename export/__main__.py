@@ -94,7 +94,8 @@ def _load(run, data_dir: Path | None):
     return model, splits
 
 
-def _measure(export, splits, staging: Path, variants: list[str], nonlesion: dict[str, np.ndarray]) -> dict[str, dict]:
+def _measure(export, splits, staging: Path, variants: list[str],
+             nonlesion: dict[str, np.ndarray]) -> tuple[dict[str, dict], float]:
     """Per variant: validation figures and agreement with float32 on validation lesions and on the
     selection set of non-lesion photos (for the gates), test figures and OOD figures on the report
     set (reported); and under "keras", the float model's validation balanced accuracy."""
@@ -109,6 +110,8 @@ def _measure(export, splits, staging: Path, variants: list[str], nonlesion: dict
         validation = verify.variant_metrics(splits.labels["val"], answers["val"].probabilities, reference["val"])
         if float_answers is not None:
             validation.update(verify.agreement(answers, float_answers))
+            print(verify.describe_disagreements(name, verify.disagreements(answers["val"].probabilities,
+                                                                           reference["val"])))
         else:
             float_answers = answers
         ood = verify.ood_metrics(answers["test"], answers["report"], float_answers)

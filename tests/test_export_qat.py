@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 
 import numpy as np
@@ -211,3 +212,9 @@ def test_quantization_aware_int8_passes_the_gate_and_says_how_it_was_made(qat_bu
     assert "int8 by quantization-aware training: 1 epoch(s)" in stdout
     assert "quantization-aware epoch 1/1: distillation loss" in stdout
     assert "top-1 agreement with float32 on validation" in stdout
+    # where the disagreements sit: the bands cover every validation image and add up to the gate's figure
+    line = next(x for x in stdout.splitlines() if x.startswith("int8: top-1 disagreements with float32"))
+    counts = [(int(a), int(b)) for a, b in re.findall(r"(\d+) of (\d+) with a margin", line)]
+    images = int(re.search(r"gate: (\d+) validation images", stdout).group(1))
+    assert len(counts) == 3 and sum(b for _, b in counts) == images
+    assert sum(a for a, _ in counts) == round((1 - validation["top1_agreement"]) * images)
