@@ -4,7 +4,7 @@
     python -m bench training --data demo-data --config demo
     python -m bench browser runs/demo/bundle --variants int8 float32
     python -m bench camera runs/demo/bundle --device camera.avi --variants int8 float32
-    python -m bench external models/ham10000-mobilenetv2 --data ~/ISIC2018_Task3_Test --out results/isic2018
+    python -m bench external models/ham10000 --data ~/ISIC2018_Task3_Test --out results/isic2018
     python -m bench hostile runs/demo/bundle --json runs/demo/bench/hostile.json
 
 LesionLite's benchmarks: `edge` measures every variant of a bundle with the LiteRT interpreter,

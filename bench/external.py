@@ -1,5 +1,5 @@
 """Example usage:
-    python -m bench external models/ham10000-mobilenetv2 --data ~/ISIC2018_Task3_Test --out results/isic2018
+    python -m bench external models/ham10000 --data ~/ISIC2018_Task3_Test --out results/isic2018
     python -m bench external runs/ham/bundle --data ~/HAM10000 --split runs/ham/split.csv --out results/ham-test
 
 Score a bundle, every variant through the edge runtime (no TensorFlow: a Raspberry Pi can run

@@ -14,7 +14,7 @@ from edge.manifest import Variant
 
 # The model LesionLite ships (models/NAME/, with its model card): what every command runs when no
 # bundle is given.
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "ham10000-mobilenetv2"
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "ham10000"
 
 
 def sha256_hex(content: bytes) -> str:

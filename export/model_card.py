@@ -65,11 +65,27 @@ Attribution:
 - ISIC 2018 Task 3 test set, used for evaluation only: Codella N. et al. "Skin Lesion Analysis Toward
   Melanoma Detection 2018: A Challenge Hosted by the International Skin Imaging Collaboration (ISIC)",
   arXiv:1902.03368; Tschandl et al. 2018 (above).
-- The starting point, MobileNetV2 ImageNet weights: Sandler M. et al. "MobileNetV2: Inverted Residuals
-  and Linear Bottlenecks", CVPR 2018; TensorFlow-Slim's published checkpoint (Apache-2.0).
+- The starting point, {starting_point}
 
 No dataset image is included in this folder or in the LesionLite repository.
 """
+
+# Where each architecture's ImageNet weights came from, as the shipped runs used them.
+STARTING_POINTS = {
+    "mobilenet_v2": """MobileNetV2 ImageNet weights: Sandler M. et al. "MobileNetV2: Inverted Residuals
+  and Linear Bottlenecks", CVPR 2018; TensorFlow-Slim's published checkpoint (Apache-2.0).""",
+    "mobilenet": """MobileNet v1 ImageNet weights: Howard A. G. et al. "MobileNets: Efficient
+  Convolutional Neural Networks for Mobile Vision Applications", arXiv:1704.04861 (2017); read from
+  Google's int8 ImageNet classifier in google-coral/test_data (Apache-2.0).""",
+}
+
+
+def licence(manifest) -> str:
+    """LICENSE.md: the data's non-commercial terms, its attribution and the weights' source."""
+    config = manifest.source_run.get("config", {})
+    if config.get("weights") == "none":
+        return LICENSE.format(starting_point="none: trained from random weights.")
+    return LICENSE.format(starting_point=STARTING_POINTS[config.get("arch", "mobilenet_v2")])
 
 
 def summary(result: dict) -> dict:

@@ -1,8 +1,8 @@
 """Publish an exported, evaluated bundle as a shipped model: models/NAME/ with its model card.
 
 Example usage:
-    python -m export.publish runs/ham10000_cpu_ema models/ham10000-mobilenetv2 \\
-        --variants float32,float16 --isic results/isic2018/metrics.json \\
+    python -m export.publish runs/ham10000_cpu_v1 models/ham10000 \\
+        --variants float32,float16,int8 --isic results/isic2018/metrics.json \\
         --ham-test results/ham-test/metrics.json --training-log training.log
 
 Copies the chosen variants of RUN/bundle (hashes checked first) with their honest-answer files,
@@ -134,7 +134,7 @@ def publish(run: Path, out: Path, names: list[str] | None, isic: dict, ham_test:
             (staging / name).write_bytes(read_verified_file(bundle, name, sha256))
         published.write(staging)
         (staging / "MODEL_CARD.md").write_text(model_card.render(published, out.name))
-        (staging / "LICENSE.md").write_text(model_card.LICENSE)
+        (staging / "LICENSE.md").write_text(model_card.licence(manifest))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -44,7 +44,7 @@ def test_make_demo_serves_the_shipped_model_without_tensorflow(clone, tmp_path):
         base_url, _ = _wait_for_urls(lines, process, stderr_path)
         status, _, body = http("GET", f"{base_url}/api/model")
         model = json.loads(body)
-        shipped = json.loads((clone / "models" / "ham10000-mobilenetv2" / "manifest.json").read_text())
+        shipped = json.loads((clone / "models" / "ham10000" / "manifest.json").read_text())
         assert status == 200 and model["variant"] == shipped["default_variant"]
         assert model["sha256"] == shipped["variants"][model["variant"]]["sha256"]  # the shipped model, nothing trained
         status, answer = post_photo(base_url, synthetic_jpeg(600, 450))

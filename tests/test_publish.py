@@ -88,6 +88,21 @@ def test_licence_and_attribution_sit_beside_the_model(published):
     assert "Licence: CC BY-NC-SA 4.0, non-commercial" in (target / "MODEL_CARD.md").read_text()
 
 
+@pytest.mark.parametrize(("config", "source"), [
+    ({"arch": "mobilenet", "weights": "/data/mobilenet_v1_0.75_192.weights.h5"}, "Howard A. G. et al."),
+    ({"arch": "mobilenet_v2", "weights": "imagenet"}, "Sandler M. et al."),
+    ({"arch": "mobilenet", "weights": "none"}, "none: trained from random weights"),
+])
+def test_the_licence_credits_the_weights_the_run_started_from(config, source):
+    from types import SimpleNamespace
+
+    from export import model_card
+
+    text = model_card.licence(SimpleNamespace(source_run={"config": config}))
+    assert source in text.split("- The starting point, ")[1] and "Tschandl" in text
+    assert ("Sandler" in text) == (source.startswith("Sandler")) and ("Howard" in text) == source.startswith("Howard")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--variants", "float32"], "the default variant int8 must be shipped"),
     (["--variants", "int8,int4"], "the bundle has no variant(s) int4"),
