@@ -43,8 +43,29 @@ def measure(pixels: np.ndarray) -> dict[str, np.ndarray | float]:
                  - 4.0 * luma[:, 1:-1, 1:-1])
     values = {
         "brightness": luma.mean(axis=(1, 2)),
-        "highlights": np.percentile(luma.reshape(len(luma), -1), HIGHLIGHTS_PERCENTILE, axis=1),
+        "highlights": highlights(luma.reshape(len(luma), -1)),
         "clipped": (luma >= CLIPPED_LUMA).mean(axis=(1, 2)),
         "sharpness": laplacian.var(axis=(1, 2)) / (luma.var(axis=(1, 2)) + CONTRAST_FLOOR),
     }
     return {k: float(v[0]) for k, v in values.items()} if single else values
+
+
+def highlights(luma: np.ndarray) -> np.ndarray:
+    """numpy's np.percentile(luma, HIGHLIGHTS_PERCENTILE, axis=1) (its default linear method) of an
+    (N, pixels) luma array, three times faster at the model's input size: the check's whole budget
+    is a tenth of an int8 invoke. The two order statistics it interpolates between are found in
+    the few pixels at or above their integer luma level, read off a 256-bin histogram, instead of
+    partitioning every pixel. Equal to np.percentile up to float32 rounding of the interpolation."""
+    count = luma.shape[1]
+    position = HIGHLIGHTS_PERCENTILE / 100.0 * (count - 1)
+    low = int(position)
+    high = min(low + 1, count - 1)
+    result = np.empty(len(luma))
+    for i, row in enumerate(luma):
+        at_or_below = np.cumsum(np.bincount(row.astype(np.intp), minlength=257))
+        level = int(np.searchsorted(at_or_below, low, side="right"))  # the integer level holding order statistic `low`
+        skipped = int(at_or_below[level - 1]) if level else 0
+        top = np.partition(row[row >= level], [low - skipped, high - skipped])
+        a, b = float(top[low - skipped]), float(top[high - skipped])
+        result[i] = a + (b - a) * (position - low)
+    return result
