@@ -272,7 +272,7 @@ def test_time_ms_is_the_clocks_difference_in_milliseconds():
 def test_comparisons_and_targets_on_hand_written_results():
     def variant(name, p50, e2e_12mp, top1):
         figures = {"p50_ms": p50, "p90_ms": p50, "p99_ms": p50, "images_per_s": 1000 / p50,
-                   "classifier_overhead": 0.05}
+                   "classifier_overhead": 0.05, "checks_p50_ms": 0.12}
         return {"variant": name, "bytes": 2048, "load_ms": 1.0, "peak_rss_mb": 50.0, "e2e_threads": 1,
                 "threads": {"1": figures}, "e2e_ms": {"600x450": 3.0, "4032x3024": e2e_12mp}, "top1": top1}
 
@@ -281,11 +281,15 @@ def test_comparisons_and_targets_on_hand_written_results():
     float32, int8 = results
     assert (float32["p50_vs_float32"], int8["p50_vs_float32"]) == ({"1": 1.0}, {"1": 0.5})
     assert (float32["e2e_12mp_vs_invoke"], int8["e2e_12mp_vs_invoke"]) == (5.0, 5.0)
+    assert (float32["e2e_600x450_vs_invoke"], int8["e2e_600x450_vs_invoke"]) == (1.5, 3.0)
+    assert float32["threads"]["1"]["checks_vs_invoke"] == pytest.approx(0.06)
     assert (float32["metrics"]["accuracy"], int8["metrics"]["accuracy"]) == (0.75, 0.5)
     assert int8["metrics"]["top1_agreement_float32"] == 0.75
     assert report.target_lines(results) == [
         "- full int8 p50 / float32 p50 at 1 thread(s): 0.50 (target <= 0.6): met",
         "- Classifier overhead over bare invoke (int8, 1 thread(s)): +5.0% (target <= 10%): met",
+        "- honesty checks / int8 invoke at 1 thread(s): 12.0% (target <= 10%): MISSED",
+        "- 600x450 end-to-end / int8 invoke (1 thread(s)): 3.00x (target <= 2x): MISSED",
         "- 12 MP end-to-end / int8 invoke (1 thread(s)): 5.00x (target <= 4x): MISSED",
     ]
     assert "| int8 | 2.0 | 1.0 | 50.0 | 3.00 | 5.00 | 0.500 |" in report.markdown_report(results)
