@@ -7,9 +7,13 @@ both from the same numbers and a test checks that they still agree.
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import PurePath
+
 from edge.answer import STATUSES
 from edge.labels import CODES, DISCLAIMER, NAMES
 from training.config import named_as
+from training.weights import FAMILIES
 
 # What the figures of one variant in one evaluation are, as the card and the manifest keep them.
 SUMMARY_KEYS = ("balanced_accuracy", "balanced_accuracy_ci95", "roc_auc_macro", "accuracy", "ece", "statuses",
@@ -70,22 +74,44 @@ Attribution:
 No dataset image is included in this folder or in the LesionLite repository.
 """
 
-# Where each architecture's ImageNet weights came from, as the shipped runs used them.
-STARTING_POINTS = {
-    "mobilenet_v2": """MobileNetV2 ImageNet weights: Sandler M. et al. "MobileNetV2: Inverted Residuals
-  and Linear Bottlenecks", CVPR 2018; TensorFlow-Slim's published checkpoint (Apache-2.0).""",
-    "mobilenet": """MobileNet v1 ImageNet weights: Howard A. G. et al. "MobileNets: Efficient
-  Convolutional Neural Networks for Mobile Vision Applications", arXiv:1704.04861 (2017); read from
-  Google's int8 ImageNet classifier in google-coral/test_data (Apache-2.0).""",
+# Who made each architecture, whatever file its ImageNet weights were read from.
+PAPERS = {
+    "mobilenet_v2": 'MobileNetV2 ImageNet weights: Sandler M. et al. "MobileNetV2: Inverted Residuals and Linear '
+                    'Bottlenecks", CVPR 2018',
+    "mobilenet": 'MobileNet v1 ImageNet weights: Howard A. G. et al. "MobileNets: Efficient Convolutional Neural '
+                 'Networks for Mobile Vision Applications", arXiv:1704.04861 (2017)',
 }
+# Where the files rebuilt for this project's shipped runs came from, told by their names (docs/training.md).
+WEIGHT_SOURCES = (
+    ("dequant_from_coral_tflite", "read from Google's int8 ImageNet classifier in google-coral/test_data (Apache-2.0)."),
+    ("from_JonathanCMitchell", "TensorFlow-Slim's published checkpoint (Apache-2.0), as converted to numpy arrays in "
+                               "JonathanCMitchell/mobilenet_v2_keras."),
+)
+KERAS_FILE = "Keras Applications' ImageNet weights file {name} (Apache-2.0)."
+
+
+def starting_point(config: dict) -> str:
+    """The licence's credit for the weights a run started from: its configuration's `weights`
+    ("imagenet", "none" or the path of the file given) and its architecture."""
+    weights = str(config.get("weights", "imagenet"))
+    if weights == "none":
+        return "none: trained from random weights."
+    paper = PAPERS[config.get("arch", "mobilenet_v2")]
+    if weights == "imagenet":
+        return f"{paper}; Keras Applications' ImageNet weights, downloaded by Keras (Apache-2.0)."
+    name = PurePath(weights).name
+    if FAMILIES[config.get("arch", "mobilenet_v2")].pattern.fullmatch(name):  # Keras's own download, given by path
+        return f"{paper}; {KERAS_FILE.format(name=name)}"
+    source = next((text for marker, text in WEIGHT_SOURCES if marker in name),
+                  f"the weights file {name}, given by whoever trained this model: its terms are theirs to state.")
+    return f"{paper}; {source}"
 
 
 def licence(manifest) -> str:
     """LICENSE.md: the data's non-commercial terms, its attribution and the weights' source."""
-    config = manifest.source_run.get("config", {})
-    if config.get("weights") == "none":
-        return LICENSE.format(starting_point="none: trained from random weights.")
-    return LICENSE.format(starting_point=STARTING_POINTS[config.get("arch", "mobilenet_v2")])
+    line = textwrap.fill("- The starting point, " + starting_point(manifest.source_run.get("config", {})),
+                         width=100, subsequent_indent="  ")
+    return LICENSE.replace("- The starting point, {starting_point}", line)
 
 
 def summary(result: dict) -> dict:

@@ -88,19 +88,34 @@ def test_licence_and_attribution_sit_beside_the_model(published):
     assert "Licence: CC BY-NC-SA 4.0, non-commercial" in (target / "MODEL_CARD.md").read_text()
 
 
-@pytest.mark.parametrize(("config", "source"), [
-    ({"arch": "mobilenet", "weights": "/data/mobilenet_v1_0.75_192.weights.h5"}, "Howard A. G. et al."),
-    ({"arch": "mobilenet_v2", "weights": "imagenet"}, "Sandler M. et al."),
-    ({"arch": "mobilenet", "weights": "none"}, "none: trained from random weights"),
+@pytest.mark.parametrize(("config", "paper", "source"), [
+    ({"arch": "mobilenet", "weights": "/data/mobilenet_v1_0.75_192_dequant_from_coral_tflite_no_top.weights.h5"},
+     "Howard A. G. et al.", "google-coral/test_data"),
+    ({"arch": "mobilenet_v2", "weights": "w/mobilenet_v2_1.0_224_no_top_from_JonathanCMitchell_npy.weights.h5"},
+     "Sandler M. et al.", "TensorFlow-Slim"),
+    ({"arch": "mobilenet_v2", "weights": "imagenet"}, "Sandler M. et al.", "downloaded by Keras"),
+    ({"arch": "mobilenet", "weights": "/w/mobilenet_7_5_192_tf_no_top.h5"}, "Howard A. G. et al.",
+     "Keras Applications' ImageNet weights file mobilenet_7_5_192_tf_no_top.h5"),
+    # A file of the user's own is not credited to anyone else, Keras included.
+    ({"arch": "mobilenet", "weights": "/w/my_mobilenet_tf_no_top.h5"}, "Howard A. G. et al.",
+     "the weights file my_mobilenet_tf_no_top.h5, given by whoever trained this model"),
+    ({"arch": "mobilenet", "weights": "none"}, None, "none: trained from random weights"),
 ])
-def test_the_licence_credits_the_weights_the_run_started_from(config, source):
+def test_the_licence_credits_the_weights_the_run_started_from(config, paper, source):
+    """The paper of the architecture, and the source of the very file the run was given."""
     from types import SimpleNamespace
 
     from export import model_card
 
     text = model_card.licence(SimpleNamespace(source_run={"config": config}))
-    assert source in text.split("- The starting point, ")[1] and "Tschandl" in text
-    assert ("Sandler" in text) == (source.startswith("Sandler")) and ("Howard" in text) == source.startswith("Howard")
+    credit = " ".join(text.split("- The starting point, ")[1].split("No dataset image")[0].split())
+    assert source in credit and "Tschandl" in text
+    assert ("Sandler" in credit) == (paper == "Sandler M. et al.") and ("Howard" in credit) == (paper == "Howard A. G. et al.")
+    others = {"google-coral", "TensorFlow-Slim", "Keras"} - {word for word in ("google-coral", "TensorFlow-Slim", "Keras")
+                                                            if word in source}
+    assert not any(other in credit for other in others)
+    block = text.split("- The starting point, ")[1].split("\n\n")[0]
+    assert max(len(line) for line in ("- The starting point, " + block).splitlines()) <= 100
 
 
 @pytest.mark.parametrize(("args", "message"), [
