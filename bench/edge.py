@@ -1,13 +1,16 @@
 """Example usage:
     python -m bench edge runs/demo/bundle --threads 1,2,4 --json runs/demo/bench/edge.json --png runs/demo/bench/edge.png
     python -m bench edge runs/demo/bundle --data ~/HAM10000 --split runs/demo/split.csv --keras-baseline
+    python -m bench edge models/ham10000 --data ~/HAM10000 --split split.csv --subset train --every 3 --threads 2
 
 Benchmark every variant of a bundle on this machine. Per variant: file size, load time,
 interpreter latency p50/p90/p99 and images/s per thread count (after warm-up, invoking on an
 already preprocessed array), the Classifier's overhead over that bare invoke, end-to-end latency
 (decode + preprocess + invoke) for a synthetic 600x450 JPEG and a 12 MP 4032x3024 JPEG, and peak
 RSS. With --data (either HAM10000 layout, read as training reads it), also accuracy, balanced
-accuracy, melanoma recall and top-1 agreement with float32 on the test split.
+accuracy, melanoma recall and top-1 agreement with float32 on the test split (or --subset train /
+val, every --every-th image), and where each variant's top-1 disagreements with float32 sit by
+float32's margin between its two largest probabilities (the export prints the same on validation).
 
 Each variant is measured in a fresh spawned process, so its RSS is its own. Peak RSS is the
 kernel's high-water mark (VmHWM, Linux) taken after the Classifier loaded and classified one
@@ -32,6 +35,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tqdm import tqdm
 
 from bench import BenchError, non_negative_int, positive_int, report, thread_list
+from bench.data import SUBSETS
 from bench.measure import in_fresh_process, percentiles, time_ms
 from bench.photos import HAM10000_SIZE, PHONE_12MP_SIZE, synthetic_jpeg
 from edge import bundle
@@ -51,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset folder in either HAM10000 layout, for accuracy figures")
     parser.add_argument("--split", type=Path, default=None,
                         help="the run's split.csv; DATA/split.csv when omitted and present, else every image")
+    parser.add_argument("--subset", choices=SUBSETS, default="test",
+                        help="which split of the split file the accuracy figures are measured on")
+    parser.add_argument("--every", type=positive_int, default=1,
+                        help="measure every N-th image of that split (in metadata order)")
     parser.add_argument("--threads", type=thread_list, default=[1, 2, 4], help="thread counts, e.g. 1,2,4")
     parser.add_argument("--runs", type=positive_int, default=100, help="timed invokes per thread count")
     parser.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invokes before timing")
@@ -133,8 +141,7 @@ def measure_variant(job: dict) -> dict:
     }
     if job["data"]:
         pixels = np.load(job["data"], mmap_mode="r")
-        codes = [code for code, _ in classifier.labels]
-        result["top1"] = [codes.index(classifier.predict_array(np.asarray(p))[0].code) for p in pixels]
+        result["probabilities"] = [classifier.run(np.asarray(p))[0].tolist() for p in pixels]
     return result
 
 
@@ -185,7 +192,7 @@ def accuracy_data(args: argparse.Namespace, size: int, codes: list[str], workdir
         return None, None
     from bench.data import images_for_accuracy, label_index, preprocess_to_file
 
-    items = images_for_accuracy(args.data, args.split)
+    items = images_for_accuracy(args.data, args.split, args.subset, args.every)
     y_true = np.array([label_index(dx, codes) for _, dx in items])
     return y_true, str(preprocess_to_file(items, size, workdir / "test.npy"))
 
@@ -205,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         if model:
             pixels = preprocess(jpegs["600x450"], size)
             results.append(measure_keras({**job, "model": str(model), "pixels": pixels}, Path(tmp)))
-    report.add_comparisons(results, y_true, codes)
+    report.add_comparisons(results, y_true, codes, images=f"{len(y_true)} {args.subset} images" if args.data else "")
     print(report.markdown_report(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

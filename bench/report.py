@@ -34,8 +34,10 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, codes: list[s
     }
 
 
-def add_comparisons(results: list[dict], y_true: np.ndarray | None, codes: list[str]) -> None:
-    """Ratios against float32, the checks' and the end-to-end budgets; accuracy figures when there was data."""
+def add_comparisons(results: list[dict], y_true: np.ndarray | None, codes: list[str], images: str = "") -> None:
+    """Ratios against float32, the checks' and the end-to-end budgets; with data (each result's
+    "probabilities" on the images IMAGES names), accuracy figures and where each variant's top-1
+    disagrees with float32's."""
     reference = next((r for r in results if r["variant"] == "float32"), None)
     for result in results:
         if reference and result["variant"] != "keras":
@@ -51,12 +53,19 @@ def add_comparisons(results: list[dict], y_true: np.ndarray | None, codes: list[
             result["e2e_600x450_vs_invoke"] = result["e2e_ms"]["600x450"] / invoke
     if y_true is None:
         return
-    top1 = {r["variant"]: np.asarray(r.pop("top1")) for r in results}
+    from training.metrics import describe_disagreements, disagreements  # only with --data: training/ is installed
+
+    probabilities = {r["variant"]: np.asarray(r.pop("probabilities"), dtype=np.float64) for r in results}
+    float32 = probabilities.get("float32")
     for result in results:
-        result["metrics"] = classification_metrics(y_true, top1[result["variant"]], codes)
-        if "float32" in top1:
-            agreement = np.mean(top1[result["variant"]] == top1["float32"])
+        name = result["variant"]
+        result["metrics"] = classification_metrics(y_true, probabilities[name].argmax(axis=1), codes)
+        if float32 is not None:
+            agreement = np.mean(probabilities[name].argmax(axis=1) == float32.argmax(axis=1))
             result["metrics"]["top1_agreement_float32"] = float(agreement)
+            if name != "float32":
+                found = disagreements(probabilities[name], float32)
+                result["metrics"]["disagreements"] = {**found, "text": describe_disagreements(name, found, images)}
 
 
 # ---------------------------------------------------------------- reporting
@@ -150,6 +159,9 @@ def markdown_report(results: list[dict]) -> str:
         "## Targets",
         *target_lines(results),
     ]
+    found = [r["metrics"]["disagreements"]["text"] for r in results if "disagreements" in r.get("metrics", {})]
+    if found:
+        sections += ["", "## Where top-1 disagrees with float32", *(f"- {text}" for text in found)]
     return "\n".join(sections)
 
 

@@ -100,7 +100,7 @@ def _measure(export, splits, staging: Path, variants: list[str],
     selection set of non-lesion photos (for the gates), test figures and OOD figures on the report
     set (reported); and under "keras", the float model's validation balanced accuracy."""
     from export import calibrated, verify
-    from training.metrics import compute_metrics
+    from training.metrics import compute_metrics, describe_disagreements, disagreements
 
     reference = {s: calibrated.probabilities(export, splits.pixels[s]) for s in ("val", "test")}
     results, float_answers = {}, None
@@ -110,8 +110,7 @@ def _measure(export, splits, staging: Path, variants: list[str],
         validation = verify.variant_metrics(splits.labels["val"], answers["val"].probabilities, reference["val"])
         if float_answers is not None:
             validation.update(verify.agreement(answers, float_answers))
-            print(verify.describe_disagreements(name, verify.disagreements(answers["val"].probabilities,
-                                                                           reference["val"])))
+            print(describe_disagreements(name, disagreements(answers["val"].probabilities, reference["val"])))
         else:
             float_answers = answers
         ood = verify.ood_metrics(answers["test"], answers["report"], float_answers)

@@ -127,6 +127,14 @@ def test_accuracy_is_measured_on_the_split_files_test_images(bench_run, random_b
     assert float32["variant"] == "float32"
     assert float32["metrics"]["accuracy"] == pytest.approx(np.mean(correct))
     assert float32["metrics"]["top1_agreement_float32"] == 1.0
+    # Where the others disagree with float32: the bands cover every image and add up to the agreement.
+    for r in results[1:]:
+        bands = r["metrics"]["disagreements"]["bands"]
+        assert sum(b["images"] for b in bands) == len(test_rows)
+        differ = sum(b["disagree"] for b in bands)
+        assert differ == round((1 - r["metrics"]["top1_agreement_float32"]) * len(test_rows))
+        assert r["metrics"]["disagreements"]["text"].startswith(f"{r['variant']}: top-1 disagreements with float32 on "
+                                                                f"{len(test_rows)} test images")
 
 
 def test_report_prints_the_tables_and_writes_a_png(bench_run):
@@ -134,6 +142,7 @@ def test_report_prints_the_tables_and_writes_a_png(bench_run):
     assert "| variant | threads | p50 ms | p90 ms | p99 ms | images/s |" in result.stdout
     assert "## Targets" in result.stdout
     assert "- Classifier overhead over bare invoke (int8, 1 thread(s)): " in result.stdout
+    assert "## Where top-1 disagrees with float32\n- float16: top-1 disagreements" in result.stdout
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -224,6 +233,10 @@ def test_images_for_accuracy_reads_the_split_and_uses_trainings_checks(small_dat
     assert len(data.images_for_accuracy(tmp_path / "data", None)) == len(expected)
     (tmp_path / "data" / "split.csv").unlink()
     assert len(data.images_for_accuracy(tmp_path / "data", None)) == 30
+    # Another split, and every third image of it, in metadata order.
+    training = [(r["image_id"], r["dx"]) for r in rows if r["lesion_id"] not in test_lesions]
+    items = data.images_for_accuracy(tmp_path / "data", tmp_path / "split.csv", "train", every=3)
+    assert [(p.stem, dx) for p, dx in items] == training[::3]
     (tmp_path / "data" / "HAM10000_images_part_1" / f"{expected[0][0]}.jpg").unlink()
     with pytest.raises(BenchError, match=f"1 of 30 images listed in the metadata are missing .*{expected[0][0]}"):
         data.images_for_accuracy(tmp_path / "data", tmp_path / "split.csv")
@@ -240,10 +253,12 @@ def test_a_leaking_split_file_is_refused_with_read_splits_message(small_data, tm
         data.images_for_accuracy(tmp_path / "data", tmp_path / "split.csv")
 
 
-def test_ids_in_test_split_by_hand(tmp_path):
+def test_ids_in_split_by_hand(tmp_path):
     (tmp_path / "split.csv").write_text("image_id,lesion_id,dx,split\n"
                                         "a,L1,nv,test\nb,L1,nv,test\nc,L2,mel,train\nd,L3,bcc,val\n")
-    assert data.ids_in_test_split(tmp_path / "split.csv") == {"a", "b"}
+    assert data.ids_in_split(tmp_path / "split.csv") == {"a", "b"}
+    assert data.ids_in_split(tmp_path / "split.csv", "train") == {"c"}
+    assert data.ids_in_split(tmp_path / "split.csv", "val") == {"d"}
 
 
 def test_a_diagnosis_the_bundle_lacks_is_a_bench_error():
@@ -270,14 +285,17 @@ def test_time_ms_is_the_clocks_difference_in_milliseconds():
 
 
 def test_comparisons_and_targets_on_hand_written_results():
-    def variant(name, p50, e2e_12mp, top1):
+    def variant(name, p50, e2e_12mp, top1, top=0.6):
         figures = {"p50_ms": p50, "p90_ms": p50, "p99_ms": p50, "images_per_s": 1000 / p50,
                    "classifier_overhead": 0.05, "checks_p50_ms": 0.12}
+        probabilities = np.full((len(top1), len(CODES)), (1 - top) / (len(CODES) - 1))
+        probabilities[np.arange(len(top1)), top1] = top
         return {"variant": name, "bytes": 2048, "load_ms": 1.0, "peak_rss_mb": 50.0, "e2e_threads": 1,
-                "threads": {"1": figures}, "e2e_ms": {"600x450": 3.0, "4032x3024": e2e_12mp}, "top1": top1}
+                "threads": {"1": figures}, "e2e_ms": {"600x450": 3.0, "4032x3024": e2e_12mp},
+                "probabilities": probabilities.tolist()}
 
     results = [variant("float32", 2.0, 10.0, [0, 1, 2, 2]), variant("int8", 1.0, 5.0, [0, 1, 1, 2])]
-    report.add_comparisons(results, np.array([0, 1, 2, 3]), list(CODES))
+    report.add_comparisons(results, np.array([0, 1, 2, 3]), list(CODES), images="4 test images")
     float32, int8 = results
     assert (float32["p50_vs_float32"], int8["p50_vs_float32"]) == ({"1": 1.0}, {"1": 0.5})
     assert (float32["e2e_12mp_vs_invoke"], int8["e2e_12mp_vs_invoke"]) == (5.0, 5.0)
@@ -285,6 +303,9 @@ def test_comparisons_and_targets_on_hand_written_results():
     assert float32["threads"]["1"]["checks_vs_invoke"] == pytest.approx(0.06)
     assert (float32["metrics"]["accuracy"], int8["metrics"]["accuracy"]) == (0.75, 0.5)
     assert int8["metrics"]["top1_agreement_float32"] == 0.75
+    # float32's margins are all 0.6 - 0.4/6 > 0.2: int8's one disagreement sits in the top band.
+    assert [(b["images"], b["disagree"]) for b in int8["metrics"]["disagreements"]["bands"]] == [(0, 0), (0, 0), (4, 1)]
+    assert "disagreements" not in float32["metrics"]
     assert report.target_lines(results) == [
         "- full int8 p50 / float32 p50 at 1 thread(s): 0.50 (target <= 0.6): met",
         "- Classifier overhead over bare invoke (int8, 1 thread(s)): +5.0% (target <= 10%): met",
@@ -292,7 +313,12 @@ def test_comparisons_and_targets_on_hand_written_results():
         "- 600x450 end-to-end / int8 invoke (1 thread(s)): 3.00x (target <= 2x): MISSED",
         "- 12 MP end-to-end / int8 invoke (1 thread(s)): 5.00x (target <= 4x): MISSED",
     ]
-    assert "| int8 | 2.0 | 1.0 | 50.0 | 3.00 | 5.00 | 0.500 |" in report.markdown_report(results)
+    printed = report.markdown_report(results)
+    assert "| int8 | 2.0 | 1.0 | 50.0 | 3.00 | 5.00 | 0.500 |" in printed
+    assert printed.endswith("## Where top-1 disagrees with float32\n- int8: top-1 disagreements with float32 on 4 test "
+                            "images, by float32's margin between its two largest probabilities: 0 of 0 with a margin of "
+                            "0-0.05; 0 of 0 with a margin of 0.05-0.2; 1 of 4 with a margin of 0.2-1; 0 images with "
+                            "int8's two largest probabilities equal")
 
 
 def test_classification_metrics_by_hand():

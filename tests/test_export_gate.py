@@ -1,4 +1,4 @@
-"""The export gate's arithmetic (export/verify.py), without TensorFlow: where a quantized variant's
+"""The export gate's arithmetic (export/verify.py, training/metrics.py), without TensorFlow: where a quantized variant's
 top-1 disagreements with float32 sit, and which figures refuse a variant."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from export import verify
+from training import metrics
 
 
 def _rows(*rows):
@@ -24,7 +25,7 @@ def test_disagreements_are_counted_by_float32s_margin_and_ties_found():
                     [0.5, 0.5, 0.0],        # tied: argmax takes class 0, float32's, so it agrees
                     [0.10, 0.85, 0.05],     # flipped far from a tie
                     [0.75, 0.15, 0.10])     # kept
-    found = verify.disagreements(variant, reference)
+    found = metrics.disagreements(variant, reference)
     assert [(b["margin"], b["images"], b["disagree"]) for b in found["bands"]] == [
         ([0.0, 0.05], 2, 1), ([0.05, 0.2], 1, 0), ([0.2, 1.0], 2, 1)]
     assert found["ties"] == 1
@@ -32,8 +33,8 @@ def test_disagreements_are_counted_by_float32s_margin_and_ties_found():
 
 
 def test_disagreements_read_as_a_sentence():
-    found = verify.disagreements(_rows([0.6, 0.4]), _rows([0.4, 0.6]))
-    assert verify.describe_disagreements("int8", found) == (
+    found = metrics.disagreements(_rows([0.6, 0.4]), _rows([0.4, 0.6]))
+    assert metrics.describe_disagreements("int8", found) == (
         "int8: top-1 disagreements with float32 on validation, by float32's margin between its two largest "
         "probabilities: 0 of 0 with a margin of 0-0.05; 1 of 1 with a margin of 0.05-0.2; 0 of 0 with a margin "
         "of 0.2-1; 0 images with int8's two largest probabilities equal")

@@ -52,3 +52,30 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
     }
 
 
+# Bands of float32's margin between its two largest probabilities, in which a variant's top-1
+# disagreements are counted: quantization flips the near-ties first (docs/export.md). The export
+# prints them on validation, `bench edge --data` on any split.
+MARGIN_BANDS = (0.05, 0.2)
+
+
+def disagreements(probabilities: np.ndarray, reference: np.ndarray) -> dict:
+    """Where a variant's top-1 differs from float32's (REFERENCE): per band of float32's top-2
+    margin, the images and how many of them disagree; and how many images have the variant's two
+    largest probabilities exactly equal (a uint8 output's step is 1/256, and a tie goes to the
+    class listed first)."""
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    band = np.digitize(top2[:, 1] - top2[:, 0], MARGIN_BANDS)
+    differ = probabilities.argmax(1) != reference.argmax(1)
+    ours = np.sort(probabilities, axis=1)
+    edges = (0.0, *MARGIN_BANDS, 1.0)
+    return {"bands": [{"margin": [edges[i], edges[i + 1]], "images": int((band == i).sum()),
+                       "disagree": int(differ[band == i].sum())} for i in range(len(edges) - 1)],
+            "ties": int((ours[:, -1] == ours[:, -2]).sum())}
+
+
+def describe_disagreements(name: str, found: dict, images: str = "validation") -> str:
+    """One line: where NAME's top-1 disagreements with float32 on IMAGES sit (disagreements())."""
+    bands = "; ".join(f"{b['disagree']} of {b['images']} with a margin of {b['margin'][0]:g}-{b['margin'][1]:g}"
+                      for b in found["bands"])
+    return (f"{name}: top-1 disagreements with float32 on {images}, by float32's margin between its two "
+            f"largest probabilities: {bands}; {found['ties']} images with {name}'s two largest probabilities equal")
