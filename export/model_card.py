@@ -152,7 +152,7 @@ def evaluation_table(evaluation: dict) -> list[str]:
             ("answers " + " / ".join(STATUSES), lambda r: " / ".join(str(r["statuses"][s]) for s in STATUSES)),
             ("balanced accuracy of the answers given", lambda r: pct(r["balanced_accuracy_of_ok_answers"])),
             ("expected calibration error", lambda r: f"{r['ece']:.3f}"),
-            ("classify p50 (invoke + checks, this machine)", lambda r: f"{r['classify_ms_p50']:.1f} ms")]
+            ("classify p50 (invoke + checks, on the machine that scored it)", lambda r: f"{r['classify_ms_p50']:.1f} ms")]
     lines = [f"{evaluation['images']} images: {evaluation['data']}.", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     lines += [f"| {label} | " + " | ".join(show(evaluation["variants"][n]) for n in names) + " |" for label, show in rows]
