@@ -6,11 +6,12 @@
 Benchmark every variant of a bundle on this machine. Per variant: file size, load time,
 interpreter latency p50/p90/p99 and images/s per thread count (after warm-up, invoking on an
 already preprocessed array), the Classifier's overhead over that bare invoke, end-to-end latency
-(decode + preprocess + invoke) for a synthetic 600x450 JPEG and a 12 MP 4032x3024 JPEG, and peak
-RSS. With --data (either HAM10000 layout, read as training reads it), also accuracy, balanced
-accuracy, melanoma recall and top-1 agreement with float32 on the test split (or --subset train /
-val, every --every-th image), and where each variant's top-1 disagreements with float32 sit by
-float32's margin between its two largest probabilities (the export prints the same on validation).
+(decode + preprocess + invoke) for a synthetic 600x450 JPEG and a 12 MP 4032x3024 JPEG, the
+600x450 one's decoding and preprocessing alone, and peak RSS. With --data (either HAM10000
+layout, read as training reads it), also accuracy, balanced accuracy, melanoma recall and top-1
+agreement with float32 on the test split (or --subset train / val, every --every-th image), and
+where each variant's top-1 disagreements with float32 sit by float32's margin between its two
+largest probabilities (the export prints the same on validation).
 
 Each variant is measured in a fresh spawned process, so its RSS is its own. Peak RSS is the
 kernel's high-water mark (VmHWM, Linux) taken after the Classifier loaded and classified one
@@ -139,6 +140,10 @@ def measure_variant(job: dict) -> dict:
         name: float(np.median([time_ms(lambda d=data: classifier.classify(d)) for _ in range(e2e_runs)]))
         for name, data in job["jpegs"].items()
     }
+    # Of that, decoding and preprocessing alone (the part no model or check makes faster).
+    photo = job["jpegs"]["600x450"]
+    result["preprocess_600x450_ms"] = float(np.median([time_ms(lambda: classifier.preprocess(photo))
+                                                       for _ in range(e2e_runs)]))
     if job["data"]:
         pixels = np.load(job["data"], mmap_mode="r")
         result["probabilities"] = [classifier.run(np.asarray(p))[0].tolist() for p in pixels]

@@ -77,15 +77,13 @@ def mean_and_variance(values: np.ndarray) -> tuple[float, float]:
     return mean, cv2.norm(deviations, cv2.NORM_L2SQR) / values.size
 
 
-def highlights(luma: np.ndarray, counts: np.ndarray | None = None) -> float:
+def highlights(luma: np.ndarray, counts: np.ndarray) -> float:
     """numpy's np.percentile(luma, HIGHLIGHTS_PERCENTILE) (its default linear method) of one
     image's luma, several times faster: the two order statistics it interpolates between are found
-    in the few pixels at or above their integer luma level, read off a 256-bin histogram of the
-    luma's integer parts (`counts`, computed here when not given), instead of partitioning every
-    pixel. Equal to np.percentile up to float32 rounding of the interpolation."""
+    in the few pixels at or above their integer luma level, read off COUNTS (the 256-bin histogram
+    of the luma's integer parts), instead of partitioning every pixel. Equal to np.percentile up to
+    float32 rounding of the interpolation."""
     values = luma.reshape(-1)
-    if counts is None:
-        counts = np.bincount(values.astype(np.uint8), minlength=256)
     count = values.size
     position = HIGHLIGHTS_PERCENTILE / 100.0 * (count - 1)
     low = int(position)

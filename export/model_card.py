@@ -96,11 +96,12 @@ def starting_point(config: dict) -> str:
     weights = str(config.get("weights", "imagenet"))
     if weights == "none":
         return "none: trained from random weights."
-    paper = PAPERS[config.get("arch", "mobilenet_v2")]
+    arch = config.get("arch", "mobilenet_v2")
+    paper = PAPERS[arch]
     if weights == "imagenet":
         return f"{paper}; Keras Applications' ImageNet weights, downloaded by Keras (Apache-2.0)."
     name = PurePath(weights).name
-    if FAMILIES[config.get("arch", "mobilenet_v2")].pattern.fullmatch(name):  # Keras's own download, given by path
+    if FAMILIES[arch].pattern.fullmatch(name):  # Keras's own download, given by path
         return f"{paper}; {KERAS_FILE.format(name=name)}"
     source = next((text for marker, text in WEIGHT_SOURCES if marker in name),
                   f"the weights file {name}, given by whoever trained this model: its terms are theirs to state.")
